@@ -1,0 +1,11 @@
+export * from './blob-pointer.ts';
+export * from './call-key.ts';
+export * from './canonical-json.ts';
+export * from './errors.ts';
+export * from './events.ts';
+export * from './hash.ts';
+export * from './json-schema.ts';
+export * from './payloads.ts';
+export { checkShape, type Infer, type Issue, isPlainObject, type Shape } from './shape.ts';
+export * from './validate.ts';
+export * from './version.ts';
