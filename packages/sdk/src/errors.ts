@@ -1,0 +1,67 @@
+import { RewindError } from '@rewind/schema';
+
+// The SDK never throws into the agent. Everything that goes wrong while capturing is reported
+// through the recorder's `onError` handler (default: one `[rewind]` console.warn), once per kind
+// of problem, and counted; the agent's own results and errors are never touched.
+
+export type CaptureErrorCode =
+  /** The store could not be opened, or a write to it failed (read-only, disk full, …). */
+  | 'store_failed'
+  /** The store rejected events (a bug in the SDK or a store too old for them). */
+  | 'events_rejected'
+  /** The in-memory queue was full: events were dropped. */
+  | 'queue_full'
+  /** flush() or shutdown() reached its deadline with events still pending. */
+  | 'deadline'
+  /** `endpoint` is set: sending to a server is not implemented yet, so nothing is recorded. */
+  | 'endpoint_unsupported'
+  /** `policy` is set: redaction is not implemented yet, so nothing is recorded (fail closed). */
+  | 'policy_unsupported'
+  /** rewind.config.json is malformed: nothing is recorded. */
+  | 'invalid_config'
+  /** A normalizer given to a wrapper threw; the call was captured with the generic payload. */
+  | 'normalizer_failed'
+  /** A bug in the SDK; the call itself was not affected. */
+  | 'internal';
+
+export class RewindCaptureError extends RewindError {
+  override readonly name = 'RewindCaptureError';
+  declare readonly code: CaptureErrorCode;
+  constructor(code: CaptureErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}
+
+export type ErrorHandler = (error: RewindCaptureError) => void;
+
+export const defaultErrorHandler: ErrorHandler = (error) => {
+  console.warn(`[rewind] ${error.message}`);
+};
+
+/** Reports each kind of problem once through the handler, and counts every occurrence. */
+export class Reporter {
+  readonly #handler: ErrorHandler;
+  readonly #reported = new Set<CaptureErrorCode>();
+  readonly counts: Partial<Record<CaptureErrorCode, number>> = {};
+
+  constructor(handler: ErrorHandler = defaultErrorHandler) {
+    this.#handler = handler;
+  }
+
+  report(code: CaptureErrorCode, message: string, cause?: unknown): void {
+    this.counts[code] = (this.counts[code] ?? 0) + 1;
+    if (this.#reported.has(code)) return;
+    this.#reported.add(code);
+    const error = new RewindCaptureError(code, message, cause === undefined ? undefined : { cause });
+    try {
+      this.#handler(error);
+    } catch {
+      // A throwing handler must not reach the agent either.
+    }
+  }
+}
+
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

@@ -1,0 +1,32 @@
+// @rewind/sdk: the capture SDK. See docs/sdk.md.
+
+export { captureRuntime, isRecording, startStep } from './capture.ts';
+export type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
+export {
+  CONFIG_FILE_NAME,
+  DEFAULT_STORE,
+  type Destination,
+  resolveSdkConfig,
+  type SdkConfig,
+  SdkConfigError,
+} from './config.ts';
+export { type CaptureErrorCode, type ErrorHandler, RewindCaptureError } from './errors.ts';
+export { uuidv7 } from './ids.ts';
+export type { CaptureStats, FlushResult } from './pipeline.ts';
+export {
+  type DeadlineOptions,
+  type ModelWrapOptions,
+  Recorder,
+  type RecorderOptions,
+  SDK_NAME,
+  SDK_VERSION,
+  type WrapOptions,
+} from './recorder.ts';
+export {
+  installTape,
+  MAX_TAPE_ENTRIES,
+  type ServeOptions,
+  Tape,
+  type TapeData,
+  type TapeStream,
+} from './tape.ts';

@@ -1,0 +1,154 @@
+// Canonical JSON (RFC 8785, byte-identical to `canonicalJson` of @rewind/schema for every JSON
+// value) built for the hot path: strings are concatenated instead of pushed and joined, key
+// lists are only sorted when they are not sorted already, and it never throws. Values JSON
+// cannot hold are recorded instead of failing the capture:
+//
+//   NaN, ±Infinity            null (as JSON.stringify does)
+//   bigint                    its decimal string
+//   Uint8Array, Buffer, …     {"base64": "…", "type": "bytes"}
+//   a cycle                   "[Circular]"
+//   nesting deeper than 512   "[Too deep]"
+//   a getter or toJSON that throws   "[Unserializable: <message>]"
+//
+// Serialization is synchronous, so the caller may mutate the value afterwards.
+
+/** A piece of a payload stored as a blob of its own and referenced with `{"$blob": …}`. */
+export class Part {
+  /** Canonical JSON of the part's value. */
+  readonly text: string;
+  /** `sha256:<hex>` of `text`, filled in off the hot path. */
+  hash: string | undefined = undefined;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+
+export type Piece = string | Part;
+
+/**
+ * A serialized payload: canonical JSON text, or a list of texts and parts that concatenate to
+ * it (with each part replaced by its pointer in the stored blob, or by its text when inlined).
+ */
+export interface Payload {
+  readonly body: string | Piece[];
+  /** What the content hash is taken of when not the whole body (a request without `raw`). */
+  readonly hashBody?: string | Piece[];
+}
+
+const MAX_DEPTH = 512;
+/** Below this depth cycles cannot have formed yet, so ancestors are only searched deeper down. */
+const CYCLE_CHECK_DEPTH = 24;
+
+const stack: object[] = [];
+
+function isSorted(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
+}
+
+function bytesJson(view: ArrayBufferView): string {
+  const base64 = Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64');
+  return `{"base64":"${base64}","type":"bytes"}`;
+}
+
+function writeValue(value: unknown, depth: number): string {
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? (value === 0 ? '0' : String(value)) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'bigint':
+      return `"${value.toString()}"`;
+    case 'object':
+      return value === null ? 'null' : writeObject(value, depth);
+    default:
+      return 'null';
+  }
+}
+
+function writeObject(value: object, depth: number): string {
+  if (depth >= MAX_DEPTH) return '"[Too deep]"';
+  if (depth >= CYCLE_CHECK_DEPTH && stack.includes(value)) return '"[Circular]"';
+  if (ArrayBuffer.isView(value)) return bytesJson(value);
+  if (value instanceof ArrayBuffer) return bytesJson(new Uint8Array(value));
+  const withToJson = value as { toJSON?: (key?: string) => unknown };
+  if (typeof withToJson.toJSON === 'function') {
+    const replaced = withToJson.toJSON();
+    return typeof replaced === 'object' && replaced === value ? '{}' : writeValue(replaced, depth + 1);
+  }
+  stack.push(value);
+  try {
+    if (Array.isArray(value)) {
+      const length = value.length;
+      if (length === 0) return '[]';
+      let out = '[';
+      for (let i = 0; i < length; i++) {
+        if (i > 0) out += ',';
+        const item: unknown = value[i];
+        out +=
+          item === undefined || typeof item === 'function' || typeof item === 'symbol'
+            ? 'null'
+            : writeValue(item, depth + 1);
+      }
+      return `${out}]`;
+    }
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record);
+    if (!isSorted(keys)) keys.sort();
+    let out = '{';
+    let first = true;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const item = record[key];
+      if (item === undefined || typeof item === 'function' || typeof item === 'symbol') continue;
+      if (first) first = false;
+      else out += ',';
+      out += `${JSON.stringify(key)}:${writeValue(item, depth + 1)}`;
+    }
+    return `${out}}`;
+  } finally {
+    stack.pop();
+  }
+}
+
+/** Canonical JSON of `value`; never throws (see the table at the top of this file). */
+export function canonical(value: unknown): string {
+  const depth = stack.length;
+  try {
+    return value === undefined ? 'null' : writeValue(value, 0);
+  } catch (error) {
+    stack.length = depth;
+    return JSON.stringify(`[Unserializable: ${error instanceof Error ? error.message : String(error)}]`);
+  }
+}
+
+/** Builds a piece list, merging adjacent texts. */
+export class PieceList {
+  readonly pieces: Piece[] = [];
+  #text = '';
+  text(text: string): void {
+    this.#text += text;
+  }
+  part(part: Part): void {
+    if (this.#text !== '') this.pieces.push(this.#text);
+    this.#text = '';
+    this.pieces.push(part);
+  }
+  /** The pieces, or a single string when there is no part. */
+  done(): string | Piece[] {
+    if (this.pieces.length === 0) return this.#text;
+    if (this.#text !== '') this.pieces.push(this.#text);
+    this.#text = '';
+    return this.pieces;
+  }
+}
+
+/** The full canonical JSON of a piece list (parts inlined). */
+export function inlineText(body: string | Piece[]): string {
+  if (typeof body === 'string') return body;
+  let out = '';
+  for (const piece of body) out += typeof piece === 'string' ? piece : piece.text;
+  return out;
+}
