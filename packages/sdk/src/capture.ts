@@ -5,7 +5,12 @@ import { activeFrame, als, type Frame, type OpenStep, type RunState, type StepNo
 import { uuidv7 } from './ids.ts';
 import type { Payload } from './json.ts';
 import { captureError } from './records.ts';
-import { serializeModelRequest, serializeModelResponse, serializePlain } from './split.ts';
+import {
+  serializeModelRequest,
+  serializeModelResponse,
+  serializePlain,
+  serializePlainRequest,
+} from './split.ts';
 
 // The capture runtime (capture-api.ts): what the generic wrappers and the framework adapters
 // call. The hot path is startStep → finish/fail: read the AsyncLocalStorage frame, allocate
@@ -36,7 +41,7 @@ function stepName(name: unknown): string {
 }
 
 export function serializeRequest(kind: StepKind, request: unknown): Payload {
-  return kind === 'model' ? serializeModelRequest(request) : serializePlain(request);
+  return kind === 'model' ? serializeModelRequest(request) : serializePlainRequest(request);
 }
 
 export function serializeResponse(kind: StepKind, response: unknown): Payload {

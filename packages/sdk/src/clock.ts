@@ -16,10 +16,16 @@ export function epochMsOf(mono: number): number {
 }
 
 /** ISO 8601 UTC time with microseconds, e.g. `2026-11-25T10:00:00.123456Z`. */
+let cachedMs = Number.NaN;
+let cachedPrefix = '';
+
 export function isoTimeOf(mono: number): string {
   const ms = epochMsOf(mono);
   const whole = Math.floor(ms);
   const micros = Math.min(999, Math.floor((ms - whole) * 1000));
-  const iso = new OriginalDate(whole).toISOString();
-  return `${iso.slice(0, -1)}${micros < 10 ? '00' : micros < 100 ? '0' : ''}${micros}Z`;
+  if (whole !== cachedMs) {
+    cachedMs = whole;
+    cachedPrefix = new OriginalDate(whole).toISOString().slice(0, -1);
+  }
+  return `${cachedPrefix}${micros < 10 ? '00' : micros < 100 ? '0' : ''}${micros}Z`;
 }

@@ -26,10 +26,12 @@ export class Part {
 export type Piece = string | Part;
 
 /**
- * A serialized payload: canonical JSON text, or a list of texts and parts that concatenate to
- * it (with each part replaced by its pointer in the stored blob, or by its text when inlined).
+ * A serialized payload: its canonical JSON text, or (when split) a list of texts and parts that
+ * concatenate to it, each part replaced by its pointer in the stored blob.
  */
-export interface Payload {
+export type Payload = string | SplitPayload;
+
+export interface SplitPayload {
   readonly body: string | Piece[];
   /** What the content hash is taken of when not the whole body (a request without `raw`). */
   readonly hashBody?: string | Piece[];

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import type {
   Attributes,
   AttributeValue,
@@ -68,16 +68,20 @@ interface Waiter {
 const MAX_KNOWN_BLOBS = 200_000;
 const MAX_STACK = 8192;
 
-function sha256(text: string): BlobHash {
-  return `sha256:${createHash('sha256').update(text).digest('hex')}`;
+function sha256(data: string | Buffer): BlobHash {
+  return `sha256:${hash('sha256', data, 'hex')}`;
 }
 
-function payloadBytes(payload: Payload): number {
-  const body = payload.body;
+function piecesBytes(body: string | Piece[]): number {
   if (typeof body === 'string') return body.length;
   let total = 0;
   for (const piece of body) total += typeof piece === 'string' ? piece.length : piece.text.length;
   return total;
+}
+
+function payloadBytes(payload: Payload | undefined): number {
+  if (payload === undefined) return 0;
+  return typeof payload === 'string' ? payload.length : piecesBytes(payload.body);
 }
 
 function recordBytes(record: CaptureRecord): number {
@@ -87,63 +91,89 @@ function recordBytes(record: CaptureRecord): number {
     case 'step.started':
       return 256 + payloadBytes(record.request);
     case 'step.finished':
-      return 256 + (record.response === undefined ? 0 : payloadBytes(record.response));
+      return 256 + payloadBytes(record.response);
     case 'run.finished':
-      return 256 + (record.output === undefined ? 0 : payloadBytes(record.output));
+      return 256 + payloadBytes(record.output);
   }
 }
 
-/** A payload made ready to store: its blob text, reference, content hash and parts. */
+/** A blob to write: its bytes under their hash. */
+interface Blob {
+  hash: BlobHash;
+  bytes: Buffer;
+}
+
+/** A payload made ready to store: its blob, reference, content hash, and the parts it points to. */
 interface Materialized {
   ref: BlobRef;
   /** sha256 of the canonical JSON with parts inlined (without `raw` for requests). */
   contentHash: BlobHash;
-  text: string;
+  blob: Blob;
   parts: Part[];
 }
 
-function hashPart(part: Part): string {
-  if (part.hash === undefined) part.hash = sha256(part.text);
-  return part.hash;
+const partBlobs = new WeakMap<Part, Blob>();
+
+/** A part's blob; parts shared by the body and the hash body (or by records) are encoded and hashed once. */
+function partBlob(part: Part): Blob {
+  let blob = partBlobs.get(part);
+  if (blob === undefined) {
+    const bytes = Buffer.from(part.text, 'utf8');
+    blob = { hash: sha256(bytes), bytes };
+    part.hash = blob.hash;
+    partBlobs.set(part, blob);
+  }
+  return blob;
 }
 
 function inlineHash(body: string | Piece[]): BlobHash {
   if (typeof body === 'string') return sha256(body);
-  const hash = createHash('sha256');
-  for (const piece of body) hash.update(typeof piece === 'string' ? piece : piece.text);
-  return `sha256:${hash.digest('hex')}`;
+  const hasher = createHash('sha256');
+  for (const piece of body) {
+    if (typeof piece === 'string') hasher.update(piece);
+    else hasher.update(partBlob(piece).bytes);
+  }
+  return `sha256:${hasher.digest('hex')}`;
 }
 
 function materialize(payload: Payload): Materialized {
+  if (typeof payload === 'string') {
+    const bytes = Buffer.from(payload, 'utf8');
+    const hash = sha256(bytes);
+    return { blob: { hash, bytes }, ref: { hash, size: bytes.length }, contentHash: hash, parts: [] };
+  }
   const body = payload.body;
-  if (typeof body === 'string') {
-    const hash = sha256(body);
-    return {
-      text: body,
-      ref: { hash, size: Buffer.byteLength(body) },
-      contentHash: payload.hashBody === undefined ? hash : inlineHash(payload.hashBody),
-      parts: [],
-    };
-  }
   let text = '';
-  const parts: Part[] = [];
-  const seen = new Set<string>();
-  for (const piece of body) {
-    if (typeof piece === 'string') {
-      text += piece;
-      continue;
-    }
-    const hash = hashPart(piece);
-    text += `{"$blob":"${hash}"}`;
-    if (!seen.has(hash)) {
-      seen.add(hash);
-      parts.push(piece);
+  let parts: Part[] = [];
+  if (typeof body === 'string') {
+    text = body;
+  } else {
+    const seen = new Set<string>();
+    for (const piece of body) {
+      if (typeof piece === 'string') {
+        text += piece;
+        continue;
+      }
+      const { hash } = partBlob(piece);
+      text += `{"$blob":"${hash}"}`;
+      if (!seen.has(hash)) {
+        seen.add(hash);
+        parts.push(piece);
+      }
     }
   }
-  const hash = sha256(text);
-  const ref: BlobRef = { hash, size: Buffer.byteLength(text) };
+  const bytes = Buffer.from(text, 'utf8');
+  const hash = sha256(bytes);
+  const ref: BlobRef = { hash, size: bytes.length };
   if (parts.length > 0) ref.parts = parts.map((part) => part.hash as BlobHash);
-  return { text, ref, contentHash: inlineHash(payload.hashBody ?? body), parts };
+  else parts = [];
+  const contentHash =
+    payload.hashBody !== undefined
+      ? inlineHash(payload.hashBody)
+      : typeof body === 'string'
+        ? hash
+        : inlineHash(body);
+  return { blob: { hash, bytes }, ref, contentHash, parts };
 }
 
 function errorInfo(captured: CapturedError): ErrorInfo {
@@ -325,7 +355,7 @@ export class Pipeline {
     }
     const events: RewindEvent[] = [];
     const needs: Array<string[] | undefined> = [];
-    const blobs = new Map<string, string>();
+    const blobs = new Map<string, Blob>();
     let failedToBuild = 0;
     for (const record of batch) {
       try {
@@ -333,8 +363,8 @@ export class Pipeline {
         events.push(this.#event(record, used));
         const hashes: string[] = [];
         for (const item of used) {
-          for (const part of item.parts) this.#want(blobs, part.hash!, part.text, hashes);
-          this.#want(blobs, item.ref.hash, item.text, hashes);
+          for (const part of item.parts) this.#want(blobs, partBlob(part), hashes);
+          this.#want(blobs, item.blob, hashes);
         }
         needs.push(hashes);
       } catch (error) {
@@ -374,34 +404,35 @@ export class Pipeline {
   }
 
   /** Notes that an event needs blob `hash`; it is written unless this process already did. */
-  #want(blobs: Map<string, string>, hash: string, text: string, needs: string[]): void {
-    needs.push(hash);
-    if (this.#known.get(hash) === true || blobs.has(hash)) return;
-    blobs.set(hash, text);
+  #want(blobs: Map<string, Blob>, blob: Blob, needs: string[]): void {
+    needs.push(blob.hash);
+    if (this.#known.get(blob.hash) === true || blobs.has(blob.hash)) return;
+    blobs.set(blob.hash, blob);
   }
 
   /** Writes the blobs with bounded concurrency; returns the hashes that could not be written. */
-  async #putBlobs(store: Store, blobs: Map<string, string>): Promise<Set<string>> {
+  async #putBlobs(store: Store, blobs: Map<string, Blob>): Promise<Set<string>> {
     const failed = new Set<string>();
     if (blobs.size === 0) return failed;
-    const entries = [...blobs];
+    const entries = [...blobs.values()];
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < entries.length) {
-        const [hash, text] = entries[next++]!;
-        const ok = await this.#putOne(store, hash, text);
-        if (!ok) failed.add(hash);
+        const blob = entries[next++]!;
+        const ok = await this.#putOne(store, blob);
+        if (!ok) failed.add(blob.hash);
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, entries.length) }, worker));
     return failed;
   }
 
-  async #putOne(store: Store, hash: string, text: string): Promise<boolean> {
+  async #putOne(store: Store, blob: Blob): Promise<boolean> {
+    const hash = blob.hash;
     const known = this.#known.get(hash);
     if (known === true) return true;
     if (known !== undefined) return known;
-    const pending = store.blobs.put(Buffer.from(text, 'utf8')).then(
+    const pending = store.blobs.put(blob.bytes).then(
       (stored) => {
         if (stored !== hash) throw new Error(`blob store returned ${stored} for ${hash}`);
         if (this.#known.size >= MAX_KNOWN_BLOBS) this.#known.clear();
@@ -479,7 +510,7 @@ export class Pipeline {
         };
         let event: StepFinished;
         if (record.status === 'ok') {
-          const ok = response ?? materialize({ body: 'null' });
+          const ok = response ?? materialize('null');
           if (response === undefined) used.push(ok);
           event = { ...base, status: 'ok', response: ok.ref, responseHash: ok.contentHash };
         } else {
@@ -509,7 +540,7 @@ export class Pipeline {
         };
         let event: RunFinished;
         if (record.status === 'ok') {
-          const output = materialize(record.output ?? { body: 'null' });
+          const output = materialize(record.output ?? 'null');
           used.push(output);
           event = { ...base, status: 'ok', output: output.ref };
         } else if (record.status === 'error') {
@@ -523,7 +554,7 @@ export class Pipeline {
           if (record.error !== undefined) event.error = errorInfo(record.error);
         }
         if (record.tape !== undefined) {
-          const tape = materialize({ body: canonical(record.tape.toJSON()) });
+          const tape = materialize(canonical(record.tape.toJSON()));
           used.push(tape);
           event.tape = tape.ref;
         }

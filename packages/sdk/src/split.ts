@@ -1,4 +1,4 @@
-import { canonical, Part, type Payload, PieceList } from './json.ts';
+import { canonical, Part, type Payload, PieceList, type SplitPayload } from './json.ts';
 
 // Splitting payloads into content-addressed parts (docs/sdk.md, "Payloads"). An agent resends
 // its whole conversation on every model call; storing each request whole would take
@@ -105,52 +105,64 @@ class TeeList extends PieceList {
 }
 
 /**
+ * Writes a request's keys to two lists at once: the stored body (everything) and the hash body
+ * (everything but `raw`), sharing their parts, so each value is serialized once.
+ */
+function writeRequest(request: Record<string, unknown>, split: Splitter): SplitPayload {
+  const body = new PieceList();
+  const hash = new PieceList();
+  const both = new TeeList(body, hash);
+  both.text('{');
+  let firstInBody = true;
+  let firstInHash = true;
+  for (const key of sortedKeys(request)) {
+    const value = request[key];
+    if (isSkipped(value)) continue;
+    const name = `${JSON.stringify(key)}:`;
+    body.text(firstInBody ? name : `,${name}`);
+    firstInBody = false;
+    if (key === 'raw') {
+      split(body, key, value);
+    } else {
+      hash.text(firstInHash ? name : `,${name}`);
+      firstInHash = false;
+      split(both, key, value);
+    }
+  }
+  both.text('}');
+  return { body: body.done(), hashBody: hash.done() };
+}
+
+/**
  * A model request: messages, tools and the big parts of `raw` become parts. When the request
- * has a `raw`, the hash body is the request without it (sharing the same parts, so each
- * message is serialized once).
+ * has a `raw`, the hash body is the request without it.
  */
 export function serializeModelRequest(request: unknown): Payload {
-  if (!isPlainRecord(request)) return { body: canonical(request) };
+  if (!isPlainRecord(request)) return canonical(request);
   try {
+    if (!isSkipped(request.raw)) return writeRequest(request, splitModelRequest);
     const body = new PieceList();
-    if (isSkipped(request.raw)) {
-      writeRecord(body, request, splitModelRequest);
-      return { body: body.done() };
-    }
-    const hash = new PieceList();
-    const both = new TeeList(body, hash);
-    both.text('{');
-    let firstInBody = true;
-    let firstInHash = true;
-    for (const key of sortedKeys(request)) {
-      const value = request[key];
-      if (isSkipped(value)) continue;
-      const name = `${JSON.stringify(key)}:`;
-      if (key === 'raw') {
-        body.text(firstInBody ? name : `,${name}`);
-        splitModelRequest(body, key, value);
-      } else {
-        body.text(firstInBody ? name : `,${name}`);
-        hash.text(firstInHash ? name : `,${name}`);
-        firstInHash = false;
-        splitModelRequest(both, key, value);
-      }
-      firstInBody = false;
-    }
-    both.text('}');
-    return { body: body.done(), hashBody: hash.done() };
+    writeRecord(body, request, splitModelRequest);
+    const done = body.done();
+    return typeof done === 'string' ? done : { body: done };
   } catch {
-    return serializePlain(request);
+    return serializePlainRequest(request);
   }
 }
 
-/** A payload that is not split; when it has a `raw` key the hash body leaves it out. */
+/** A request that is not split; when it has a `raw` key the hash body leaves it out. */
+export function serializePlainRequest(value: unknown): Payload {
+  if (!isPlainRecord(value) || isSkipped(value.raw)) return canonical(value);
+  try {
+    return writeRequest(value, plainValue);
+  } catch {
+    return canonical(value);
+  }
+}
+
+/** A response (or run input/output) that is not split: its canonical JSON. */
 export function serializePlain(value: unknown): Payload {
-  const body = canonical(value);
-  if (!isPlainRecord(value) || isSkipped(value.raw)) return { body };
-  const hashBody = new PieceList();
-  writeRecord(hashBody, value, plainValue, 'raw');
-  return { body, hashBody: hashBody.done() };
+  return canonical(value);
 }
 
 const splitModelResponse: Splitter = (list, key, value) => {
@@ -160,12 +172,13 @@ const splitModelResponse: Splitter = (list, key, value) => {
 
 /** A model response: its message becomes a part (it is resent as part of the next request). */
 export function serializeModelResponse(response: unknown): Payload {
-  if (!isPlainRecord(response)) return { body: canonical(response) };
+  if (!isPlainRecord(response)) return canonical(response);
   try {
     const body = new PieceList();
     writeRecord(body, response, splitModelResponse);
-    return { body: body.done() };
+    const done = body.done();
+    return typeof done === 'string' ? done : { body: done };
   } catch {
-    return { body: canonical(response) };
+    return canonical(response);
   }
 }
