@@ -220,6 +220,11 @@ export function startStep(options: StepOptions): ActiveStep | undefined {
   }
 }
 
+/** The id of the run the caller is in (recorded or not yet ended), or undefined outside runs. */
+export function currentRunId(): string | undefined {
+  return activeFrame()?.run.runId;
+}
+
 /** True inside a run that is being recorded. */
 export function isRecording(): boolean {
   const frame = activeFrame();

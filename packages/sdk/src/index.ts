@@ -1,6 +1,6 @@
 // @rewind/sdk: the capture SDK. See docs/sdk.md.
 
-export { captureRuntime, isRecording, startStep } from './capture.ts';
+export { captureRuntime, currentRunId, isRecording, startStep } from './capture.ts';
 export type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
 export {
   CONFIG_FILE_NAME,

@@ -18,6 +18,8 @@ export class Part {
   readonly text: string;
   /** `sha256:<hex>` of `text`, filled in off the hot path. */
   hash: string | undefined = undefined;
+  /** Whether the capture queue already counts this part's bytes (an interned part is held once). */
+  charged = false;
   constructor(text: string) {
     this.text = text;
   }

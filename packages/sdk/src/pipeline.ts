@@ -75,7 +75,16 @@ function sha256(data: string | Buffer): BlobHash {
 function piecesBytes(body: string | Piece[]): number {
   if (typeof body === 'string') return body.length;
   let total = 0;
-  for (const piece of body) total += typeof piece === 'string' ? piece.length : piece.text.length;
+  for (const piece of body) {
+    if (typeof piece === 'string') {
+      total += piece.length;
+    } else if (piece.charged || piece.hash !== undefined) {
+      total += 83; // an interned part already held (or stored): only its pointer is new
+    } else {
+      piece.charged = true;
+      total += piece.text.length;
+    }
+  }
   return total;
 }
 
@@ -112,27 +121,31 @@ interface Materialized {
   parts: Part[];
 }
 
-const partBlobs = new WeakMap<Part, Blob>();
+/**
+ * Bytes of parts hashed during the current batch, so a part that must be written is not encoded
+ * twice. Parts are interned across requests (split.ts), so a message resent on every call is
+ * hashed once per process, not once per request.
+ */
+let batchPartBytes = new Map<Part, Buffer>();
 
-/** A part's blob; parts shared by the body and the hash body (or by records) are encoded and hashed once. */
-function partBlob(part: Part): Blob {
-  let blob = partBlobs.get(part);
-  if (blob === undefined) {
+function partHash(part: Part): BlobHash {
+  if (part.hash === undefined) {
     const bytes = Buffer.from(part.text, 'utf8');
-    blob = { hash: sha256(bytes), bytes };
-    part.hash = blob.hash;
-    partBlobs.set(part, blob);
+    part.hash = sha256(bytes);
+    batchPartBytes.set(part, bytes);
   }
-  return blob;
+  return part.hash as BlobHash;
+}
+
+function partBlob(part: Part): Blob {
+  const hash = partHash(part);
+  return { hash, bytes: batchPartBytes.get(part) ?? Buffer.from(part.text, 'utf8') };
 }
 
 function inlineHash(body: string | Piece[]): BlobHash {
   if (typeof body === 'string') return sha256(body);
   const hasher = createHash('sha256');
-  for (const piece of body) {
-    if (typeof piece === 'string') hasher.update(piece);
-    else hasher.update(partBlob(piece).bytes);
-  }
+  for (const piece of body) hasher.update(typeof piece === 'string' ? piece : piece.text);
   return `sha256:${hasher.digest('hex')}`;
 }
 
@@ -154,7 +167,7 @@ function materialize(payload: Payload): Materialized {
         text += piece;
         continue;
       }
-      const { hash } = partBlob(piece);
+      const hash = partHash(piece);
       text += `{"$blob":"${hash}"}`;
       if (!seen.has(hash)) {
         seen.add(hash);
@@ -229,6 +242,8 @@ export class Pipeline {
   readonly #batchSize: number;
   readonly #concurrency: number;
   #queue: CaptureRecord[] = [];
+  /** The bytes each queued record was charged with, in queue order. */
+  #sizes: number[] = [];
   #queuedBytes = 0;
   #scheduled = false;
   #draining = false;
@@ -282,6 +297,7 @@ export class Pipeline {
     }
     this.#queuedBytes += bytes;
     this.#queue.push(record);
+    this.#sizes.push(bytes);
     this.#schedule();
   }
 
@@ -315,10 +331,11 @@ export class Pipeline {
     if (this.#queue.length <= this.#batchSize) {
       batch = this.#queue;
       this.#queue = [];
+      this.#sizes = [];
       this.#queuedBytes = 0;
     } else {
       batch = this.#queue.splice(0, this.#batchSize);
-      for (const record of batch) this.#queuedBytes -= recordBytes(record);
+      for (const bytes of this.#sizes.splice(0, this.#batchSize)) this.#queuedBytes -= bytes;
     }
     return batch;
   }
@@ -353,6 +370,7 @@ export class Pipeline {
       this.#count(0, batch.length);
       return;
     }
+    batchPartBytes = new Map();
     const events: RewindEvent[] = [];
     const needs: Array<string[] | undefined> = [];
     const blobs = new Map<string, Blob>();
@@ -363,7 +381,11 @@ export class Pipeline {
         events.push(this.#event(record, used));
         const hashes: string[] = [];
         for (const item of used) {
-          for (const part of item.parts) this.#want(blobs, partBlob(part), hashes);
+          for (const part of item.parts) {
+            const hash = part.hash!;
+            hashes.push(hash);
+            if (this.#known.get(hash) !== true && !blobs.has(hash)) blobs.set(hash, partBlob(part));
+          }
           this.#want(blobs, item.blob, hashes);
         }
         needs.push(hashes);
@@ -628,6 +650,7 @@ export class Pipeline {
     this.#dropped += pending;
     this.#abandoned = true;
     this.#queue = [];
+    this.#sizes = [];
     this.#queuedBytes = 0;
     this.#notify();
     return pending;

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { inlineText, Part, type Payload, type Piece } from './json.ts';
 import {
   MIN_PART_BYTES,
+  MIN_PLAIN_PART_BYTES,
   serializeModelRequest,
   serializeModelResponse,
   serializePlain,
@@ -58,16 +59,47 @@ test('a model request inlines to exactly its canonical JSON, and hashes as canon
   assert.equal(inlineText(hashBody(payload)), canonicalJson(withoutRaw));
 });
 
-test('each long message, the tool definitions and raw messages/tools become parts; short ones stay inline', () => {
+test('long strings in messages, the tool definitions and raw tools become parts; short ones stay inline', () => {
   const texts = parts(serializeModelRequest(request));
-  assert.ok(texts.includes(canonicalJson(request.messages[0])));
-  assert.ok(texts.includes(canonicalJson(request.messages[2])));
-  assert.ok(!texts.includes(canonicalJson(request.messages[1])), 'a short message is inlined');
+  const system = JSON.stringify(request.messages[0]!.content);
+  assert.ok(texts.includes(system));
+  assert.ok(texts.includes(JSON.stringify(request.messages[2]!.content)));
+  assert.ok(!texts.some((text) => text.includes('"hi"')), 'a short message is inlined');
   assert.ok(texts.includes(canonicalJson(request.tools)));
   assert.ok(texts.includes(canonicalJson(request.raw.tools)));
   for (const text of texts) assert.ok(text.length >= MIN_PART_BYTES);
-  // the same message in messages and raw.messages is the same part text (stored once)
-  assert.equal(texts.filter((text) => text === canonicalJson(request.messages[0])).length, 2);
+  // the same text in messages and raw.messages is the same part (stored once)
+  assert.equal(texts.filter((text) => text === system).length, 2);
+});
+
+test('parts are interned: the same text in two requests is the same Part (hashed once)', () => {
+  const a = serializeModelRequest({ provider: 'p', model: 'm', messages: [request.messages[0]], params: {} });
+  const b = serializeModelRequest({
+    provider: 'p',
+    model: 'm',
+    messages: [{ ...request.messages[0]! }],
+    params: {},
+  });
+  const partOf = (payload: Payload): Part =>
+    (typeof payload === 'string' ? [] : (payload.body as Piece[])).find((p): p is Part => p instanceof Part)!;
+  assert.equal(partOf(a), partOf(b));
+});
+
+test('other payloads split only long strings (MIN_PLAIN_PART_BYTES): a tool output fed back to the model is stored once', () => {
+  const output = 'tool output '.repeat(100);
+  assert.ok(JSON.stringify(output).length >= MIN_PLAIN_PART_BYTES);
+  const response = serializePlain({ output });
+  assert.deepEqual(parts(response), [JSON.stringify(output)]);
+  assert.equal(inlineText(body(response)), canonicalJson({ output }));
+  const message = serializeModelRequest({
+    provider: 'p',
+    model: 'm',
+    messages: [{ role: 'tool', content: output }],
+    params: {},
+  });
+  assert.deepEqual(parts(message), [JSON.stringify(output)]);
+  // a medium string stays inline outside model payloads
+  assert.equal(serializePlain({ output: long('medium') }), canonicalJson({ output: long('medium') }));
 });
 
 test('the body and hash body share Part objects (each message is serialized once)', () => {
@@ -122,12 +154,14 @@ test('split payloads equal the canonical JSON for arbitrary requests (property)'
   );
 });
 
-test('a model response stores its message as a part (it is resent in the next request)', () => {
+test('a model response stores its message text as a part (it is resent in the next request)', () => {
   const message = { role: 'assistant', content: long('The answer is 42.') };
   const response = { model: 'gpt-4o', message, finishReason: 'stop', usage: { inputTokens: 3 } };
   const payload = serializeModelResponse(response);
   assert.equal(inlineText(body(payload)), canonicalJson(response));
-  assert.deepEqual(parts(payload), [canonicalJson(message)]);
+  assert.deepEqual(parts(payload), [JSON.stringify(message.content)]);
+  const next = serializeModelRequest({ provider: 'p', model: 'm', messages: [message], params: {} });
+  assert.deepEqual(parts(next), parts(payload));
 });
 
 test('plain requests hash without raw; plain payloads are just canonical JSON', () => {

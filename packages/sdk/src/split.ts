@@ -2,24 +2,35 @@ import { canonical, Part, type Payload, PieceList, type SplitPayload } from './j
 
 // Splitting payloads into content-addressed parts (docs/sdk.md, "Payloads"). An agent resends
 // its whole conversation on every model call; storing each request whole would take
-// O(turns²) bytes. So each message of a model request is serialized on its own and stored as
-// a blob of its own, and the request blob holds `{"$blob": "sha256:…"}` pointers to them:
-// every distinct message is stored once, whatever the number of requests that carry it.
+// O(turns² × message size) bytes. So the text of the conversation is stored as parts: blobs of
+// their own, referenced from the request blob with `{"$blob": "sha256:…"}`. Every distinct text
+// is stored once, whatever the number of requests (and representations) that carry it.
 //
-//   request.messages[i]      one part per message
-//   request.tools            one part (the tool definitions rarely change within a run)
-//   request.raw.messages[i], raw.input[i], raw.contents[i]   one part per item
-//   request.raw.tools, raw.system, raw.instructions          one part each
-//   response.message         one part (it comes back as a message of the next request)
+//   request.messages[i], raw.messages[i], raw.input[i],    every string of MIN_PART_BYTES or more
+//   raw.contents[i], raw.system, raw.instructions,         inside them is a part (a message's
+//   response.message                                       content, a text block, a tool result)
+//   request.tools, raw.tools                               one part each (the same on every call)
+//
+// Parts are strings rather than whole messages so that the same text shared by differently
+// shaped objects is stored once: the normalized message and the provider's raw one (`toolCallId`
+// vs `tool_call_id`), a model response's message and the same message resent in the next
+// request, an OpenAI string content and an Anthropic text block. What remains inline per message
+// is a small shell (role, ids, the pointer), which compresses well.
 //
 // The request hash is taken of the canonical JSON of the whole request without `raw`, with the
 // parts inlined: it does not depend on how (or whether) the request was split.
 
-/** Parts smaller than this are inlined: a pointer (83 bytes) plus its `parts` entry cost more. */
+/** In model payloads, strings shorter than this (as JSON) are inlined: a pointer (83 bytes) plus its `parts` entry cost more. */
 export const MIN_PART_BYTES = 128;
+/**
+ * In every other payload (tool, retriever and chain requests and responses, run input and
+ * output), strings of this size or more are parts: a tool's output is fed back to the model in
+ * the next request, and is then stored once. Smaller ones are inlined (cheap to repeat, and each
+ * part is one more blob write).
+ */
+export const MIN_PLAIN_PART_BYTES = 1024;
 
-const RAW_ITEM_ARRAYS = new Set(['messages', 'input', 'contents']);
-const RAW_WHOLE_PARTS = new Set(['tools', 'system', 'instructions']);
+const RAW_CONTENT = new Set(['messages', 'input', 'contents', 'system', 'instructions']);
 
 function isPlainRecord(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
@@ -34,9 +45,92 @@ function isSkipped(value: unknown): boolean {
   return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
-function addPartOrText(list: PieceList, text: string): void {
-  if (text.length >= MIN_PART_BYTES) list.part(new Part(text));
+/**
+ * Parts by text, so that a message resent on every call is one Part: hashed once, held in memory
+ * once while queued. Bounded: past MAX_INTERNED_CHARS the table starts over (only a cache).
+ */
+const interned = new Map<string, Part>();
+let internedChars = 0;
+const MAX_INTERNED_CHARS = 16 * 1024 * 1024;
+
+export function internPart(text: string): Part {
+  let part = interned.get(text);
+  if (part === undefined) {
+    if (internedChars + text.length > MAX_INTERNED_CHARS) {
+      interned.clear();
+      internedChars = 0;
+    }
+    part = new Part(text);
+    interned.set(text, part);
+    internedChars += text.length;
+  }
+  return part;
+}
+
+function addPartOrText(list: PieceList, text: string, min: number = MIN_PART_BYTES): void {
+  if (text.length >= min) list.part(internPart(text));
   else list.text(text);
+}
+
+/** Deeper than this, message content is written whole (no more parts). */
+const MAX_SPLIT_DEPTH = 32;
+
+/**
+ * Writes `value` as canonical JSON into `list`, with every string of MIN_PART_BYTES or more
+ * (as JSON) as a part. Objects that are not plain (class instances, toJSON) are written whole.
+ */
+function writeWithTextParts(
+  list: PieceList,
+  value: unknown,
+  depth: number,
+  min: number = MIN_PART_BYTES,
+): void {
+  if (typeof value === 'string') {
+    if (value.length * 6 + 2 < min) list.text(JSON.stringify(value));
+    else addPartOrText(list, JSON.stringify(value), min);
+    return;
+  }
+  if (typeof value !== 'object' || value === null || depth >= MAX_SPLIT_DEPTH) {
+    list.text(canonical(value));
+    return;
+  }
+  if (Array.isArray(value)) {
+    list.text('[');
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) list.text(',');
+      const item: unknown = value[i];
+      if (isSkipped(item)) list.text('null');
+      else writeWithTextParts(list, item, depth + 1, min);
+    }
+    list.text(']');
+    return;
+  }
+  if (!isPlainRecord(value)) {
+    list.text(canonical(value));
+    return;
+  }
+  list.text('{');
+  let first = true;
+  for (const key of sortedKeys(value)) {
+    const item = value[key];
+    if (isSkipped(item)) continue;
+    list.text(`${first ? '' : ','}${JSON.stringify(key)}:`);
+    first = false;
+    writeWithTextParts(list, item, depth + 1, min);
+  }
+  list.text('}');
+}
+
+/** A payload with its long strings as parts (MIN_PLAIN_PART_BYTES), or its canonical JSON. */
+function withPlainParts(value: unknown): Payload {
+  try {
+    const list = new PieceList();
+    writeWithTextParts(list, value, 0, MIN_PLAIN_PART_BYTES);
+    const done = list.done();
+    return typeof done === 'string' ? done : { body: done };
+  } catch {
+    return canonical(value);
+  }
 }
 
 function addItems(list: PieceList, items: readonly unknown[]): void {
@@ -44,7 +138,8 @@ function addItems(list: PieceList, items: readonly unknown[]): void {
   for (let i = 0; i < items.length; i++) {
     if (i > 0) list.text(',');
     const item = items[i];
-    addPartOrText(list, isSkipped(item) ? 'null' : canonical(item));
+    if (isSkipped(item)) list.text('null');
+    else writeWithTextParts(list, item, 1);
   }
   list.text(']');
 }
@@ -71,8 +166,8 @@ function writeRecord(list: PieceList, record: Record<string, unknown>, split: Sp
 }
 
 const splitRaw: Splitter = (list, key, value) => {
-  if (RAW_ITEM_ARRAYS.has(key) && Array.isArray(value)) addItems(list, value);
-  else if (RAW_WHOLE_PARTS.has(key) && value !== null) addPartOrText(list, canonical(value));
+  if (RAW_CONTENT.has(key)) writeWithTextParts(list, value, 1);
+  else if (key === 'tools' && value !== null) addPartOrText(list, canonical(value));
   else list.text(canonical(value));
 };
 
@@ -83,7 +178,7 @@ const splitModelRequest: Splitter = (list, key, value) => {
   else list.text(canonical(value));
 };
 
-const plainValue: Splitter = (list, _key, value) => list.text(canonical(value));
+const plainValue: Splitter = (list, _key, value) => writeWithTextParts(list, value, 1, MIN_PLAIN_PART_BYTES);
 
 /** Writes to two piece lists at once (the stored body and the hash body share their parts). */
 class TeeList extends PieceList {
@@ -152,7 +247,7 @@ export function serializeModelRequest(request: unknown): Payload {
 
 /** A request that is not split; when it has a `raw` key the hash body leaves it out. */
 export function serializePlainRequest(value: unknown): Payload {
-  if (!isPlainRecord(value) || isSkipped(value.raw)) return canonical(value);
+  if (!isPlainRecord(value) || isSkipped(value.raw)) return withPlainParts(value);
   try {
     return writeRequest(value, plainValue);
   } catch {
@@ -160,13 +255,13 @@ export function serializePlainRequest(value: unknown): Payload {
   }
 }
 
-/** A response (or run input/output) that is not split: its canonical JSON. */
+/** A response (or run input/output): canonical JSON, long strings as parts. */
 export function serializePlain(value: unknown): Payload {
-  return canonical(value);
+  return withPlainParts(value);
 }
 
 const splitModelResponse: Splitter = (list, key, value) => {
-  if (key === 'message' && value !== null && typeof value === 'object') addPartOrText(list, canonical(value));
+  if (key === 'message') writeWithTextParts(list, value, 1);
   else list.text(canonical(value));
 };
 
