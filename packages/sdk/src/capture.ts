@@ -2,6 +2,7 @@ import { type Attributes, callKeySegment, type StepKind } from '@rewind/schema';
 import type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
 import { epochMsOf, monotonicNow } from './clock.ts';
 import { activeFrame, als, type Frame, type OpenStep, type RunState, type StepNode } from './context.ts';
+import { messageOf } from './errors.ts';
 import { uuidv7 } from './ids.ts';
 import type { Payload } from './json.ts';
 import { captureError } from './records.ts';
@@ -201,21 +202,19 @@ export function beginStep(
   return step;
 }
 
-let reportInternal: (error: unknown) => void = () => {};
-
-/** Where startStep reports its own bugs (set by the recorder module). */
-export function setInternalErrorSink(sink: (error: unknown) => void): void {
-  reportInternal = sink;
-}
-
 /** Starts a step under the current step or run; undefined outside a run or when recording is off. Never throws. */
 export function startStep(options: StepOptions): ActiveStep | undefined {
+  let frame: Frame | undefined;
   try {
-    const frame = activeFrame();
+    frame = activeFrame();
     if (frame === undefined) return undefined;
     return beginStep(frame, options.kind, options.name, options.request, options.attributes);
   } catch (error) {
-    reportInternal(error);
+    try {
+      frame?.run.pipeline.reporter.report('internal', `capture failed: ${messageOf(error)}`, error);
+    } catch {
+      // never into the agent
+    }
     return undefined;
   }
 }

@@ -45,6 +45,15 @@ const CYCLE_CHECK_DEPTH = 24;
 
 const stack: object[] = [];
 
+// Long strings as parts (see canonicalWithParts). While `partMin` is finite, a string whose JSON
+// is at least that long is not written out: it becomes a Part and the text gets a marker, NUL +
+// index + NUL. Canonical JSON never holds a raw NUL (JSON.stringify escapes control characters in
+// strings and keys), so the markers are unambiguous.
+let partMin = Number.POSITIVE_INFINITY;
+let partList: Part[] = [];
+const newPart = (text: string): Part => new Part(text);
+let makePart: (text: string) => Part = newPart;
+
 function isSorted(keys: string[]): boolean {
   for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
   return true;
@@ -57,8 +66,13 @@ function bytesJson(view: ArrayBufferView): string {
 
 function writeValue(value: unknown, depth: number): string {
   switch (typeof value) {
-    case 'string':
-      return JSON.stringify(value);
+    case 'string': {
+      if (value.length * 6 + 2 < partMin) return JSON.stringify(value);
+      const text = JSON.stringify(value);
+      if (text.length < partMin) return text;
+      partList.push(makePart(text));
+      return `\u0000${partList.length - 1}\u0000`;
+    }
     case 'number':
       return Number.isFinite(value) ? (value === 0 ? '0' : String(value)) : 'null';
     case 'boolean':
@@ -128,6 +142,46 @@ export function canonical(value: unknown): string {
   }
 }
 
+/**
+ * Canonical JSON of `value` in which every string whose JSON is `min` characters or more is a
+ * Part (made by `make`, e.g. an interning lookup): a plain string when there is none.
+ */
+export function canonicalWithParts(
+  value: unknown,
+  min: number,
+  make: (text: string) => Part = newPart,
+): string | Piece[] {
+  const savedMin = partMin;
+  const savedList = partList;
+  const savedMake = makePart;
+  partMin = min;
+  partList = [];
+  makePart = make;
+  let text: string;
+  let parts: Part[];
+  try {
+    text = canonical(value);
+    parts = partList;
+  } finally {
+    partMin = savedMin;
+    partList = savedList;
+    makePart = savedMake;
+  }
+  if (parts.length === 0 || text.indexOf('\u0000') < 0) return text;
+  const pieces: Piece[] = [];
+  let at = 0;
+  for (;;) {
+    const start = text.indexOf('\u0000', at);
+    if (start < 0) break;
+    const end = text.indexOf('\u0000', start + 1);
+    if (start > at) pieces.push(text.slice(at, start));
+    pieces.push(parts[Number(text.slice(start + 1, end))]!);
+    at = end + 1;
+  }
+  if (at < text.length) pieces.push(text.slice(at));
+  return pieces;
+}
+
 /** Builds a piece list, merging adjacent texts. */
 export class PieceList {
   readonly pieces: Piece[] = [];
@@ -139,6 +193,17 @@ export class PieceList {
     if (this.#text !== '') this.pieces.push(this.#text);
     this.#text = '';
     this.pieces.push(part);
+  }
+  /** Appends a text or a piece list. */
+  add(value: string | Piece[]): void {
+    if (typeof value === 'string') {
+      this.text(value);
+      return;
+    }
+    for (const piece of value) {
+      if (typeof piece === 'string') this.text(piece);
+      else this.part(piece);
+    }
   }
   /** The pieces, or a single string when there is no part. */
   done(): string | Piece[] {

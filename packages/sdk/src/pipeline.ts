@@ -249,8 +249,8 @@ export class Pipeline {
   #draining = false;
   #store: Store | undefined;
   #storeFailed = false;
-  /** Blob hashes this process has written (or is writing) to the store: never written twice. */
-  readonly #known = new Map<string, Promise<boolean> | true>();
+  /** Blob hashes this process has written to the store: never written twice. */
+  readonly #known = new Set<string>();
   #waiters: Waiter[] = [];
   #produced = 0;
   #delivered = 0;
@@ -270,6 +270,11 @@ export class Pipeline {
 
   get accepting(): boolean {
     return this.#accepting;
+  }
+
+  /** The recorder's reporter (capture problems of this pipeline's runs go there). */
+  get reporter(): Reporter {
+    return this.#reporter;
   }
 
   stats(): CaptureStats {
@@ -372,23 +377,23 @@ export class Pipeline {
     }
     batchPartBytes = new Map();
     const events: RewindEvent[] = [];
-    const needs: Array<string[] | undefined> = [];
+    /** The payloads each event references (its blobs and their parts). */
+    const uses: Materialized[][] = [];
     const blobs = new Map<string, Blob>();
     let failedToBuild = 0;
     for (const record of batch) {
       try {
         const used: Materialized[] = [];
         events.push(this.#event(record, used));
-        const hashes: string[] = [];
+        uses.push(used);
         for (const item of used) {
           for (const part of item.parts) {
             const hash = part.hash!;
-            hashes.push(hash);
-            if (this.#known.get(hash) !== true && !blobs.has(hash)) blobs.set(hash, partBlob(part));
+            if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, partBlob(part));
           }
-          this.#want(blobs, item.blob, hashes);
+          const hash = item.blob.hash;
+          if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, item.blob);
         }
-        needs.push(hashes);
       } catch (error) {
         failedToBuild++;
         this.#reporter.report('internal', `could not build an event: ${messageOf(error)}`, error);
@@ -396,11 +401,13 @@ export class Pipeline {
     }
     if (failedToBuild > 0) this.#count(0, failedToBuild);
     const failed = await this.#putBlobs(store, blobs);
-    const ready: RewindEvent[] = [];
-    for (let i = 0; i < events.length; i++) {
-      const hashes = needs[i];
-      if (hashes === undefined || failed.size === 0 || !hashes.some((hash) => failed.has(hash)))
-        ready.push(events[i]!);
+    let ready = events;
+    if (failed.size > 0) {
+      // An event whose blobs could not all be written is dropped: the store never holds an
+      // event pointing at a payload it does not have.
+      const missing = (item: Materialized): boolean =>
+        failed.has(item.blob.hash) || item.parts.some((part) => failed.has(part.hash!));
+      ready = events.filter((_, i) => !uses[i]!.some(missing));
     }
     const blobless = events.length - ready.length;
     if (blobless > 0) this.#count(0, blobless);
@@ -425,54 +432,38 @@ export class Pipeline {
     }
   }
 
-  /** Notes that an event needs blob `hash`; it is written unless this process already did. */
-  #want(blobs: Map<string, Blob>, blob: Blob, needs: string[]): void {
-    needs.push(blob.hash);
-    if (this.#known.get(blob.hash) === true || blobs.has(blob.hash)) return;
-    blobs.set(blob.hash, blob);
-  }
-
-  /** Writes the blobs with bounded concurrency; returns the hashes that could not be written. */
+  /**
+   * Writes the blobs (parts first: they come first in the map) with bounded concurrency;
+   * returns the hashes that could not be written.
+   */
   async #putBlobs(store: Store, blobs: Map<string, Blob>): Promise<Set<string>> {
     const failed = new Set<string>();
     if (blobs.size === 0) return failed;
     const entries = [...blobs.values()];
+    const known = this.#known;
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < entries.length) {
         const blob = entries[next++]!;
-        const ok = await this.#putOne(store, blob);
-        if (!ok) failed.add(blob.hash);
+        try {
+          const stored = await store.blobs.put(blob.bytes);
+          if (stored !== blob.hash) throw new Error(`the blob store named ${blob.hash} ${stored}`);
+          if (known.size >= MAX_KNOWN_BLOBS) known.clear();
+          known.add(blob.hash);
+        } catch (error) {
+          failed.add(blob.hash);
+          this.#reporter.report(
+            'store_failed',
+            `writing a payload to the Rewind blob store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
+            error,
+          );
+        }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.#concurrency, entries.length) }, worker));
+    const workers: Promise<void>[] = [];
+    for (let i = Math.min(this.#concurrency, entries.length); i > 0; i--) workers.push(worker());
+    await Promise.all(workers);
     return failed;
-  }
-
-  async #putOne(store: Store, blob: Blob): Promise<boolean> {
-    const hash = blob.hash;
-    const known = this.#known.get(hash);
-    if (known === true) return true;
-    if (known !== undefined) return known;
-    const pending = store.blobs.put(blob.bytes).then(
-      (stored) => {
-        if (stored !== hash) throw new Error(`blob store returned ${stored} for ${hash}`);
-        if (this.#known.size >= MAX_KNOWN_BLOBS) this.#known.clear();
-        this.#known.set(hash, true);
-        return true;
-      },
-      (error: unknown) => {
-        this.#known.delete(hash);
-        this.#reporter.report(
-          'store_failed',
-          `writing a payload to the Rewind blob store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
-          error,
-        );
-        return false;
-      },
-    );
-    this.#known.set(hash, pending);
-    return pending;
   }
 
   #event(record: CaptureRecord, used: Materialized[]): RewindEvent {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Attributes, ModelRequest, ModelResponse, StepKind } from '@rewind/schema';
 import { openStore, type Store } from '@rewind/store';
 import { environmentAttributes } from './attributes.ts';
-import { beginStep, invokeIn, type StepHandle, setInternalErrorSink } from './capture.ts';
+import { beginStep, invokeIn, type StepHandle } from './capture.ts';
 import { epochMsOf, monotonicNow } from './clock.ts';
 import { resolveSdkConfig, type SdkConfig } from './config.ts';
 import { activeFrame, type Frame, RunState } from './context.ts';
@@ -126,9 +126,6 @@ export class Recorder {
     this.#env = options.env ?? process.env;
     this.#tape = options.tape !== false;
     const reporter = this.#reporter;
-    setInternalErrorSink((error) =>
-      reporter.report('internal', `capture failed: ${messageOf(error)}`, error),
-    );
 
     let config: SdkConfig | undefined;
     try {

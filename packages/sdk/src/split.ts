@@ -1,4 +1,4 @@
-import { canonical, Part, type Payload, PieceList, type SplitPayload } from './json.ts';
+import { canonical, canonicalWithParts, Part, type Payload, PieceList, type SplitPayload } from './json.ts';
 
 // Splitting payloads into content-addressed parts (docs/sdk.md, "Payloads"). An agent resends
 // its whole conversation on every model call; storing each request whole would take
@@ -67,81 +67,22 @@ export function internPart(text: string): Part {
   return part;
 }
 
-function addPartOrText(list: PieceList, text: string, min: number = MIN_PART_BYTES): void {
-  if (text.length >= min) list.part(internPart(text));
-  else list.text(text);
+function addPartOrText(list: PieceList, text: string): void {
+  if (text.length < MIN_PART_BYTES) list.text(text);
+  else list.part(internPart(text));
 }
 
-/** Deeper than this, message content is written whole (no more parts). */
-const MAX_SPLIT_DEPTH = 32;
-
-/**
- * Writes `value` as canonical JSON into `list`, with every string of MIN_PART_BYTES or more
- * (as JSON) as a part. Objects that are not plain (class instances, toJSON) are written whole.
- */
-function writeWithTextParts(
-  list: PieceList,
-  value: unknown,
-  depth: number,
-  min: number = MIN_PART_BYTES,
-): void {
-  if (typeof value === 'string') {
-    if (value.length * 6 + 2 < min) list.text(JSON.stringify(value));
-    else addPartOrText(list, JSON.stringify(value), min);
-    return;
-  }
-  if (typeof value !== 'object' || value === null || depth >= MAX_SPLIT_DEPTH) {
-    list.text(canonical(value));
-    return;
-  }
-  if (Array.isArray(value)) {
-    list.text('[');
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) list.text(',');
-      const item: unknown = value[i];
-      if (isSkipped(item)) list.text('null');
-      else writeWithTextParts(list, item, depth + 1, min);
-    }
-    list.text(']');
-    return;
-  }
-  if (!isPlainRecord(value)) {
-    list.text(canonical(value));
-    return;
-  }
-  list.text('{');
-  let first = true;
-  for (const key of sortedKeys(value)) {
-    const item = value[key];
-    if (isSkipped(item)) continue;
-    list.text(`${first ? '' : ','}${JSON.stringify(key)}:`);
-    first = false;
-    writeWithTextParts(list, item, depth + 1, min);
-  }
-  list.text('}');
+/** Model content: canonical JSON with strings of MIN_PART_BYTES or more as interned parts. */
+function addContent(list: PieceList, value: unknown): void {
+  list.add(canonicalWithParts(value, MIN_PART_BYTES, internPart));
 }
 
 /** A payload with its long strings as parts (MIN_PLAIN_PART_BYTES), or its canonical JSON. */
 function withPlainParts(value: unknown): Payload {
-  try {
-    const list = new PieceList();
-    writeWithTextParts(list, value, 0, MIN_PLAIN_PART_BYTES);
-    const done = list.done();
-    return typeof done === 'string' ? done : { body: done };
-  } catch {
-    return canonical(value);
-  }
-}
-
-function addItems(list: PieceList, items: readonly unknown[]): void {
-  list.text('[');
-  for (let i = 0; i < items.length; i++) {
-    if (i > 0) list.text(',');
-    const item = items[i];
-    if (isSkipped(item)) list.text('null');
-    else writeWithTextParts(list, item, 1);
-  }
-  list.text(']');
+  // A plain payload's long string (a tool output) rarely repeats verbatim in another plain
+  // payload, so parts are not interned here (that would cost a hash-table lookup of the text).
+  const pieces = canonicalWithParts(value, MIN_PLAIN_PART_BYTES);
+  return typeof pieces === 'string' ? pieces : { body: pieces };
 }
 
 type Splitter = (list: PieceList, key: string, value: unknown) => void;
@@ -166,19 +107,19 @@ function writeRecord(list: PieceList, record: Record<string, unknown>, split: Sp
 }
 
 const splitRaw: Splitter = (list, key, value) => {
-  if (RAW_CONTENT.has(key)) writeWithTextParts(list, value, 1);
+  if (RAW_CONTENT.has(key)) addContent(list, value);
   else if (key === 'tools' && value !== null) addPartOrText(list, canonical(value));
   else list.text(canonical(value));
 };
 
 const splitModelRequest: Splitter = (list, key, value) => {
-  if (key === 'messages' && Array.isArray(value)) addItems(list, value);
+  if (key === 'messages') addContent(list, value);
   else if (key === 'tools' && value !== null) addPartOrText(list, canonical(value));
   else if (key === 'raw' && isPlainRecord(value)) writeRecord(list, value, splitRaw);
   else list.text(canonical(value));
 };
 
-const plainValue: Splitter = (list, _key, value) => writeWithTextParts(list, value, 1, MIN_PLAIN_PART_BYTES);
+const plainValue: Splitter = (list, _key, value) => list.add(canonicalWithParts(value, MIN_PLAIN_PART_BYTES));
 
 /** Writes to two piece lists at once (the stored body and the hash body share their parts). */
 class TeeList extends PieceList {
@@ -261,7 +202,7 @@ export function serializePlain(value: unknown): Payload {
 }
 
 const splitModelResponse: Splitter = (list, key, value) => {
-  if (key === 'message') writeWithTextParts(list, value, 1);
+  if (key === 'message') addContent(list, value);
   else list.text(canonical(value));
 };
 
