@@ -1,0 +1,3 @@
+export * from './contract.ts';
+export * from './events.ts';
+export * from './generators.ts';
