@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { canonicalJson } from '@rewind/schema';
 import fc from 'fast-check';
-import { canonical, inlineText, Part, PieceList } from './json.ts';
+import { canonical, canonicalWithParts, inlineText, Part, PieceList } from './json.ts';
 
 test('canonical is byte-identical to the schema canonicalJson for every JSON value', () => {
   fc.assert(
@@ -59,4 +59,22 @@ test('PieceList merges texts and keeps parts; inlineText rebuilds the whole text
   const plain = new PieceList();
   plain.text('x');
   assert.equal(plain.done(), 'x');
+});
+
+test('canonicalWithParts: inlining the parts gives exactly the canonical JSON (property, NUL-safe)', () => {
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.integer({ min: 2, max: 40 }), (value, min) => {
+      const pieces = canonicalWithParts(value, min);
+      assert.equal(inlineText(pieces), canonicalJson(value));
+      if (typeof pieces !== 'string')
+        for (const piece of pieces) if (piece instanceof Part) assert.ok(piece.text.length >= min);
+    }),
+    { numRuns: 1000 },
+  );
+  const tricky = { '\u0000key': 'a\u0000b'.repeat(20), list: ['\u00000\u0000', 'x'.repeat(50)] };
+  const pieces = canonicalWithParts(tricky, 20);
+  assert.equal(inlineText(pieces), canonicalJson(tricky));
+  assert.equal((pieces as unknown[]).filter((piece) => piece instanceof Part).length, 2);
+  // plain canonical output is unaffected afterwards
+  assert.equal(canonical(tricky), canonicalJson(tricky));
 });
