@@ -15,6 +15,11 @@ const ALLOWED: Record<string, string[]> = {
   web: [],
 };
 
+// Test-only code (tests, conformance suites, test helpers) may also use the testkit, which is a
+// development dependency: it never ships inside a package's runtime code.
+const TEST_ONLY = /(\.test\.ts$|\/conformance\/|\/testing\/)/;
+const TEST_ONLY_ALLOWED = ['testkit'];
+
 const root = new URL('..', import.meta.url).pathname;
 const problems: string[] = [];
 
