@@ -39,6 +39,9 @@ export interface BlobStore {
   /** Re-hashes every blob. */
   verify(): Promise<VerifyReport>;
   /** Deletes blobs not in `referenced` whose writtenAt is older than `graceMs` (default 24 h). */
-  gc(referenced: (hash: BlobHash) => boolean | Promise<boolean>, options?: { graceMs?: number; now?: number }): Promise<GcReport>;
+  gc(
+    referenced: (hash: BlobHash) => boolean | Promise<boolean>,
+    options?: { graceMs?: number; now?: number },
+  ): Promise<GcReport>;
   close(): Promise<void>;
 }

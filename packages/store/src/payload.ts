@@ -24,11 +24,18 @@ async function readJsonBlob(blobs: BlobStore, hash: BlobHash): Promise<unknown> 
   try {
     return JSON.parse(decoder.decode(bytes));
   } catch (cause) {
-    throw new PayloadError(hash, `blob ${hash} is not a JSON payload (${(cause as Error).message})`, { cause });
+    throw new PayloadError(hash, `blob ${hash} is not a JSON payload (${(cause as Error).message})`, {
+      cause,
+    });
   }
 }
 
-async function inline(value: unknown, blobs: BlobStore, cache: Map<BlobHash, unknown>, path: Set<BlobHash>): Promise<unknown> {
+async function inline(
+  value: unknown,
+  blobs: BlobStore,
+  cache: Map<BlobHash, unknown>,
+  path: Set<BlobHash>,
+): Promise<unknown> {
   if (typeof value !== 'object' || value === null) return value;
   if (isBlobPointer(value)) {
     const hash = value.$blob;
