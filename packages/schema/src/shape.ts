@@ -15,6 +15,8 @@ export abstract class Shape<T> {
   description: string | undefined;
   /** Appends issues for `value` at `path`; returns nothing so the hot path allocates little. */
   abstract check(value: unknown, path: string, issues: Issue[]): void;
+  /** The fast path: true when `value` is valid, without building paths or issues. */
+  abstract test(value: unknown): boolean;
   abstract toJsonSchema(refs: RefResolver): JsonSchema;
   describe(text: string): this {
     this.description = text;
@@ -79,6 +81,15 @@ class StringShape extends Shape<string> {
         `expected ${patternName ?? `a string matching ${pattern.source}`}, got ${describeValue(value)}`,
       );
   }
+  test(value: unknown): boolean {
+    if (typeof value !== 'string') return false;
+    const { minLength, maxLength, pattern } = this.options;
+    return (
+      (minLength === undefined || value.length >= minLength) &&
+      (maxLength === undefined || value.length <= maxLength) &&
+      (pattern === undefined || pattern.test(value))
+    );
+  }
   toJsonSchema(): JsonSchema {
     const { minLength, maxLength, pattern } = this.options;
     return withDescription(this, {
@@ -108,6 +119,14 @@ class NumberShape extends Shape<number> {
       return push(issues, path, `expected an integer, got ${value}`);
     if (minimum !== undefined && value < minimum) push(issues, path, `must be ≥ ${minimum}, got ${value}`);
   }
+  test(value: unknown): boolean {
+    if (typeof value !== 'number') return false;
+    const { integer, minimum } = this.options;
+    return (
+      (integer ? Number.isSafeInteger(value) : Number.isFinite(value)) &&
+      (minimum === undefined || value >= minimum)
+    );
+  }
   toJsonSchema(): JsonSchema {
     return withDescription(this, {
       type: this.options.integer ? 'integer' : 'number',
@@ -119,6 +138,9 @@ class NumberShape extends Shape<number> {
 class BooleanShape extends Shape<boolean> {
   check(value: unknown, path: string, issues: Issue[]): void {
     if (typeof value !== 'boolean') push(issues, path, `expected true or false, got ${describeValue(value)}`);
+  }
+  test(value: unknown): boolean {
+    return typeof value === 'boolean';
   }
   toJsonSchema(): JsonSchema {
     return withDescription(this, { type: 'boolean' });
@@ -141,6 +163,9 @@ class EnumShape<T extends string | number> extends Shape<T> {
       );
     }
   }
+  test(value: unknown): boolean {
+    return this.values.includes(value as T);
+  }
   toJsonSchema(): JsonSchema {
     return withDescription(
       this,
@@ -152,6 +177,9 @@ class EnumShape<T extends string | number> extends Shape<T> {
 /** Any JSON value (payload bodies whose structure belongs to someone else, e.g. raw provider bodies). */
 class JsonShape extends Shape<unknown> {
   check(): void {}
+  test(): boolean {
+    return true;
+  }
   toJsonSchema(): JsonSchema {
     return withDescription(this, {});
   }
@@ -172,6 +200,12 @@ class ArrayShape<T> extends Shape<T[]> {
     for (let i = 0; i < value.length && issues.length < MAX_ISSUES; i++)
       this.items.check(value[i], `${path}[${i}]`, issues);
   }
+  test(value: unknown): boolean {
+    if (!Array.isArray(value)) return false;
+    if (this.options.maxItems !== undefined && value.length > this.options.maxItems) return false;
+    for (let i = 0; i < value.length; i++) if (!this.items.test(value[i])) return false;
+    return true;
+  }
   toJsonSchema(refs: RefResolver): JsonSchema {
     return withDescription(this, {
       type: 'array',
@@ -191,6 +225,11 @@ class RecordShape<T> extends Shape<Record<string, T>> {
     if (!isPlainObject(value)) return push(issues, path, `expected an object, got ${describeValue(value)}`);
     for (const key in value) this.values.check(value[key], join(path, key), issues);
   }
+  test(value: unknown): boolean {
+    if (!isPlainObject(value)) return false;
+    for (const key in value) if (!this.values.test(value[key])) return false;
+    return true;
+  }
   toJsonSchema(refs: RefResolver): JsonSchema {
     return withDescription(this, { type: 'object', additionalProperties: schemaOf(this.values, refs) });
   }
@@ -205,6 +244,9 @@ export class OptionalShape<T> extends Shape<T | undefined> {
   check(value: unknown, path: string, issues: Issue[]): void {
     if (value !== undefined) this.inner.check(value, path, issues);
   }
+  test(value: unknown): boolean {
+    return value === undefined || this.inner.test(value);
+  }
   toJsonSchema(refs: RefResolver): JsonSchema {
     return schemaOf(this.inner, refs);
   }
@@ -218,6 +260,9 @@ class NullableShape<T> extends Shape<T | null> {
   }
   check(value: unknown, path: string, issues: Issue[]): void {
     if (value !== null) this.inner.check(value, path, issues);
+  }
+  test(value: unknown): boolean {
+    return value === null || this.inner.test(value);
   }
   toJsonSchema(refs: RefResolver): JsonSchema {
     return withDescription(this, { anyOf: [schemaOf(this.inner, refs), { type: 'null' }] });
@@ -238,6 +283,8 @@ export type InferObject<P extends Props> = Prettify<
 
 export class ObjectShape<P extends Props> extends Shape<InferObject<P>> {
   readonly keys: string[];
+  readonly shapes: Shape<unknown>[];
+  readonly required: boolean[];
   readonly props: P;
   readonly options: { open?: boolean; name?: string };
   constructor(props: P, options: { open?: boolean; name?: string } = {}) {
@@ -245,6 +292,8 @@ export class ObjectShape<P extends Props> extends Shape<InferObject<P>> {
     this.props = props;
     this.options = options;
     this.keys = Object.keys(props);
+    this.shapes = this.keys.map((key) => props[key]!);
+    this.required = this.shapes.map((shape) => !(shape instanceof OptionalShape));
   }
   check(value: unknown, path: string, issues: Issue[]): void {
     if (!isPlainObject(value)) return push(issues, path, `expected an object, got ${describeValue(value)}`);
@@ -259,9 +308,31 @@ export class ObjectShape<P extends Props> extends Shape<InferObject<P>> {
     }
     if (!this.options.open) {
       for (const key in value) {
-        if (!(key in this.props)) push(issues, join(path, key), 'is not a known field (check the spelling)');
+        if (!Object.hasOwn(this.props, key))
+          push(issues, join(path, key), 'is not a known field (check the spelling)');
       }
     }
+  }
+  test(value: unknown): boolean {
+    if (!isPlainObject(value)) return false;
+    const { keys, shapes, required } = this;
+    let present = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const field = value[keys[i]!];
+      if (field === undefined) {
+        if (required[i]) return false;
+        continue;
+      }
+      present++;
+      if (!shapes[i]!.test(field)) return false;
+    }
+    if (this.options.open) return true;
+    // Every own key is known when the count of defined known fields equals the count of keys.
+    let own = 0;
+    for (const key in value) {
+      if (value[key] !== undefined || !Object.hasOwn(this.props, key)) own++;
+    }
+    return own === present;
   }
   toJsonSchema(refs: RefResolver): JsonSchema {
     const properties: Record<string, JsonSchema> = {};
@@ -307,6 +378,12 @@ export class DiscriminatedShape<K extends string, V extends Record<string, Shape
     }
     variant.check(value, path, issues);
   }
+  test(value: unknown): boolean {
+    if (!isPlainObject(value)) return false;
+    const tag = value[this.key];
+    const variant = typeof tag === 'string' ? this.variants[tag] : undefined;
+    return variant?.test(value) === true;
+  }
   toJsonSchema(refs: RefResolver): JsonSchema {
     const tags = Object.keys(this.variants);
     return withDescription(this, {
@@ -337,6 +414,10 @@ class UnionShape<T> extends Shape<T> {
       if (best === undefined || attempt.length < best.length) best = attempt;
     }
     for (const issue of best ?? []) push(issues, issue.path, issue.message);
+  }
+  test(value: unknown): boolean {
+    for (const variant of this.variants) if (variant.test(value)) return true;
+    return false;
   }
   toJsonSchema(refs: RefResolver): JsonSchema {
     return withDescription(this, { anyOf: this.variants.map((v) => schemaOf(v, refs)) });
@@ -373,6 +454,7 @@ export const s = {
 
 /** Runs a shape over a value; every issue names its field. */
 export function checkShape(shape: Shape<unknown>, value: unknown): Issue[] {
+  if (shape.test(value)) return [];
   const issues: Issue[] = [];
   shape.check(value, '', issues);
   return issues;

@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import fc from 'fast-check';
 import { InvalidEventError, UnsupportedSchemaVersionError } from './errors.ts';
-import { EVENT_TYPES } from './events.ts';
+import { EVENT_TYPES, eventShape } from './events.ts';
 import { traceJsonSchema } from './json-schema.ts';
-import { isPlainObject } from './shape.ts';
+import { type Issue, isPlainObject } from './shape.ts';
 import { parseEvent, validateEvent, validateRequestPayload, validateResponsePayload } from './validate.ts';
 
 const fixtures = new URL('../../../fixtures/events/', import.meta.url);
@@ -177,4 +178,34 @@ describe('normalized payloads', () => {
     assert.deepEqual(validateRequestPayload('chain', { input: ['a', 1] }), []);
     assert.ok(isPlainObject(traceJsonSchema().$defs));
   });
+});
+
+test('property: the fast path (test) and the reporting path (check) always agree', () => {
+  const bases = Object.values(valid);
+  const paths = (value: unknown, prefix: string[] = []): string[][] =>
+    isPlainObject(value)
+      ? Object.entries(value).flatMap(([key, item]) => [[...prefix, key], ...paths(item, [...prefix, key])])
+      : [];
+  fc.assert(
+    fc.property(
+      fc.nat(bases.length - 1),
+      fc.nat(),
+      fc.oneof(fc.jsonValue(), fc.constant(undefined), fc.constantFrom(-1, 0, 1.5, '', 'x', null, [], {})),
+      fc.string({ maxLength: 8 }),
+      (baseIndex, pathIndex, replacement, extraKey) => {
+        const event = structuredClone(bases[baseIndex]!);
+        const all = paths(event);
+        const path = all[pathIndex % all.length]!;
+        let target: Record<string, unknown> = event;
+        for (const key of path.slice(0, -1)) target = target[key] as Record<string, unknown>;
+        if (extraKey.length > 0 && pathIndex % 3 === 0) target[extraKey] = replacement;
+        else target[path.at(-1)!] = replacement;
+        const fast = eventShape.test(event);
+        const issues: Issue[] = [];
+        eventShape.check(event, '', issues);
+        assert.equal(fast, issues.length === 0, `test()=${fast} but check() gave ${JSON.stringify(issues)}`);
+      },
+    ),
+    { numRuns: 2000 },
+  );
 });
