@@ -1,15 +1,16 @@
 // @rewind/sdk: the capture SDK. See docs/sdk.md.
 
+export {
+  type CaptureConfig,
+  type CaptureConfigInput,
+  type CaptureDestination,
+  CONFIG_FILE_NAME,
+  ConfigError,
+  DEFAULT_STORE,
+  resolveCaptureConfig,
+} from '@rewind/store';
 export { captureRuntime, currentRunId, isRecording, startStep } from './capture.ts';
 export type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
-export {
-  CONFIG_FILE_NAME,
-  DEFAULT_STORE,
-  type Destination,
-  resolveSdkConfig,
-  type SdkConfig,
-  SdkConfigError,
-} from './config.ts';
 export { type CaptureErrorCode, type ErrorHandler, RewindCaptureError } from './errors.ts';
 export { uuidv7 } from './ids.ts';
 export type { CaptureStats, FlushResult } from './pipeline.ts';

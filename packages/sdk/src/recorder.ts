@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
 import type { Attributes, ModelRequest, ModelResponse, StepKind } from '@rewind/schema';
-import { openStore, type Store } from '@rewind/store';
+import {
+  type CaptureConfig,
+  openStore,
+  openStoreOptions,
+  resolveCaptureConfig,
+  type Store,
+} from '@rewind/store';
 import { environmentAttributes } from './attributes.ts';
 import { beginStep, invokeIn, type StepHandle } from './capture.ts';
 import { epochMsOf, monotonicNow } from './clock.ts';
-import { resolveSdkConfig, type SdkConfig } from './config.ts';
 import { activeFrame, type Frame, RunState } from './context.ts';
 import { type ErrorHandler, messageOf, Reporter } from './errors.ts';
 import { uuidv7 } from './ids.ts';
@@ -41,7 +46,7 @@ export const SDK_VERSION: string = (() => {
 })();
 
 export interface RecorderOptions {
-  /** A store directory, a postgres:// URL, or a Store instance (default: see config.ts; `.rewind`). */
+  /** A store directory, a postgres:// URL, or a Store instance (default: see docs/sdk.md, "Configuration"; `.rewind`). */
   store?: string | Store;
   /** The blob directory, when not the store's own. */
   blobs?: string;
@@ -87,9 +92,16 @@ type Fn<T, A extends unknown[], R> = (this: T, ...args: A) => R;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-function describe(config: SdkConfig): string {
+const ENDPOINT_SOURCES = {
+  flag: 'the endpoint option',
+  env: '$REWIND_ENDPOINT',
+  config: 'rewind.config.json',
+  default: 'the default',
+} as const;
+
+function describe(config: CaptureConfig): string {
   const d = config.destination;
-  return d.kind === 'store' ? d.store : d.endpoint;
+  return d.kind === 'store' ? d.config.store : d.endpoint;
 }
 
 function keepName<F extends Function>(wrapper: F, fn: Function): F {
@@ -127,9 +139,9 @@ export class Recorder {
     this.#tape = options.tape !== false;
     const reporter = this.#reporter;
 
-    let config: SdkConfig | undefined;
+    let config: CaptureConfig | undefined;
     try {
-      config = resolveSdkConfig({
+      config = resolveCaptureConfig({
         store: typeof options.store === 'string' ? options.store : undefined,
         blobs: options.blobs,
         endpoint: options.endpoint,
@@ -163,7 +175,7 @@ export class Recorder {
     if (typeof options.store !== 'object' && destination.kind === 'endpoint') {
       reporter.report(
         'endpoint_unsupported',
-        `an endpoint is set (${destination.endpoint}, from ${destination.source}), but sending runs to a Rewind server is not implemented in this version of @rewind/sdk: nothing is recorded. Unset it to record into a local store`,
+        `an endpoint is set (${destination.endpoint}, from ${ENDPOINT_SOURCES[destination.source]}), but sending runs to a Rewind server is not implemented in this version of @rewind/sdk: nothing is recorded. Unset it to record into a local store`,
       );
       this.#pipeline = undefined;
       return;
@@ -172,11 +184,7 @@ export class Recorder {
       typeof options.store === 'object'
         ? options.store
         : destination.kind === 'store'
-          ? () =>
-              openStore(destination.store, {
-                blobs: destination.blobs,
-                ...(destination.schema === undefined ? {} : { schema: destination.schema }),
-              })
+          ? () => openStore(destination.config.store, openStoreOptions(destination.config))
           : () => Promise.reject(new Error('no store'));
     this.#pipeline = new Pipeline({
       store,

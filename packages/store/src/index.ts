@@ -1,5 +1,6 @@
 export * from './blob-errors.ts';
 export * from './blob-store.ts';
+export * from './config.ts';
 export * from './fs-blob-store.ts';
 export * from './open.ts';
 export * from './payload.ts';
