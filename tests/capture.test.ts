@@ -600,14 +600,14 @@ describe('flush and shutdown deadlines', () => {
     let started = performance.now();
     const flushed = await r.flush({ timeoutMs: 200 });
     let elapsed = performance.now() - started;
-    assert.ok(elapsed >= 195 && elapsed < 700, `flush took ${elapsed.toFixed(0)} ms`);
+    assert.ok(elapsed >= 195 && elapsed < 1200, `flush took ${elapsed.toFixed(0)} ms`);
     assert.equal(flushed.timedOut, true);
     assert.equal(flushed.pending, 22);
 
     started = performance.now();
     const shut = await r.shutdown({ timeoutMs: 200 });
     elapsed = performance.now() - started;
-    assert.ok(elapsed >= 195 && elapsed < 700, `shutdown took ${elapsed.toFixed(0)} ms`);
+    assert.ok(elapsed >= 195 && elapsed < 1200, `shutdown took ${elapsed.toFixed(0)} ms`);
     assert.equal(shut.timedOut, true);
     assert.equal(shut.pending, 22);
     assert.deepEqual(r.stats(), { produced: 22, delivered: 0, dropped: 22, pending: 0 });
