@@ -1,6 +1,6 @@
 // `npm run bench`: runs every bench module, prints a table and writes bench/results.json.
 // `npm run bench -- store cas` runs only the named modules. REWIND_BENCH_RUNS sets repetitions.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Bench, BenchRow } from './lib.ts';
@@ -48,4 +48,12 @@ for (const line of table) console.log(line.map((cell, column) => cell.padEnd(wid
 
 const machine = `${cpus().length}× ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
 console.log(`\nmachine: ${machine}; medians over ${runs} runs`);
-writeFileSync(new URL('results.json', import.meta.url), `${JSON.stringify(rows, null, 2)}\n`);
+// A partial run (`npm run bench -- store`) replaces only its own rows in results.json.
+const resultsFile = new URL('results.json', import.meta.url);
+let previous: BenchRow[] = [];
+try {
+  previous = only.length > 0 ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as BenchRow[]) : [];
+} catch {}
+const fresh = new Set(rows.map((row) => row.name));
+const merged = [...previous.filter((row) => !fresh.has(row.name)), ...rows];
+writeFileSync(resultsFile, `${JSON.stringify(merged, null, 2)}\n`);
