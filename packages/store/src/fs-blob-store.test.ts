@@ -179,7 +179,7 @@ describe('reads are verified', () => {
     );
     const damaged = [hashes[3]!, hashes[17]!].sort();
     for (const hash of damaged) await flipByte(blobPath(dir, hash), (length) => Math.floor(length / 2));
-    assert.deepEqual(await store.verify(), { checked: 30, corrupt: damaged });
+    assert.deepEqual(await store.verify(), { checked: 30, corrupt: damaged, damagedPacks: [] });
   });
 });
 
@@ -491,5 +491,5 @@ test('opening creates the directories', async () => {
   const dir = freshDir();
   await mkdir(dir);
   await openFsBlobStore(dir);
-  assert.deepEqual((await readdir(dir)).sort(), ['sha256', 'tmp', 'trash']);
+  assert.deepEqual((await readdir(dir)).sort(), ['packs', 'sha256', 'tmp', 'trash']);
 });

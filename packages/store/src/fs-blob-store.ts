@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { readFile, type Stats } from 'node:fs';
-import { link, mkdir, open, readdir, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { link, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -17,28 +16,54 @@ import {
   BlobNotFoundError,
   InvalidBlobHashError,
 } from './blob-errors.ts';
-import type { BlobStat, BlobStore, GcReport, VerifyReport } from './blob-store.ts';
+import type { BlobStat, BlobStore, GcReport, PutManyOptions, VerifyReport } from './blob-store.ts';
+import {
+  forEachLimit,
+  fsyncDir,
+  ignoreCode,
+  isAlive,
+  isCode,
+  readdirIfExists,
+  readFileIfExists,
+  statIfExists,
+  uniqueSuffix,
+} from './fs-util.ts';
+import { entryAt, entryHex, type LoadedPack, type PackItem } from './pack.ts';
+import { GcTally, type PackGcHooks, PackStore } from './pack-store.ts';
 
 // The filesystem content-addressed blob store (SPEC §7).
 //
-//   <dir>/sha256/<first 2 hex>/<remaining 62 hex>   one zstd frame of the blob's bytes
+//   <dir>/sha256/<first 2 hex>/<remaining 62 hex>   one zstd frame of the blob's bytes (a loose blob)
+//   <dir>/packs/<name>.pack                         many small blobs in one file (pack.ts, pack-store.ts)
 //   <dir>/tmp/<pid>-<random>.tmp                    writes in progress
 //   <dir>/trash/<64 hex>.<pid>-<random>             blobs gc is in the middle of deleting
+//   <dir>/trash/<name>.pack.<pid>-<random>          packs gc is in the middle of deleting
 //
-// A blob file only ever appears under its name by an atomic rename of a complete, fsynced
-// temp file, so a crash leaves at worst a temp file, which the next open removes. Every read
-// re-hashes, so damaged bytes surface as BlobCorruptError, never as wrong content.
+// A blob file or a pack only ever appears under its name by an atomic rename of a complete,
+// fsynced temp file, so a crash leaves at worst a temp file, which the next open removes. Every
+// read re-hashes, so damaged bytes surface as BlobCorruptError, never as wrong content.
+// `put` writes loose blobs; `putMany` writes its small blobs as one pack (docs/storage.md).
 
 export interface FsBlobStoreOptions {
   /** zstd compression level (default 3, zstd's own default). */
   level?: number;
   /** Temp files older than this are removed on open even if their writer still runs (default 1 h). */
   tempMaxAgeMs?: number;
+  /** putMany writes blobs up to this size into packs, bigger ones as loose files (default 64 KiB). */
+  packMaxBlobBytes?: number;
+  /** Raw bytes per compressed group of a pack, about (default 256 KiB). */
+  packFrameBytes?: number;
+  /** zstd level of packs (default: `level`). */
+  packLevel?: number;
+  /** Decompressed pack frames kept in memory for reads, in bytes (default 8 MiB). */
+  frameCacheBytes?: number;
+  /** gc rewrites an old pack when at least this fraction of its bytes is garbage (default 0.5). */
+  packRewriteFraction?: number;
   /** Fault-injection points for tests; never set them in production. */
   hooks?: FsBlobStoreHooks;
 }
 
-export interface FsBlobStoreHooks {
+export interface FsBlobStoreHooks extends PackGcHooks {
   /** gc found `hash` unreferenced and past its grace period, and is about to move it to trash/. */
   beforeTrash?(hash: BlobHash): void | Promise<void>;
   /** gc moved `hash` to trash/ and is about to look at its mtime again. */
@@ -58,6 +83,7 @@ const MAX_DECOMPRESS_CHUNK = 8 * 1024 * 1024;
 const STAT_CONCURRENCY = 64;
 const GC_CONCURRENCY = 16;
 const VERIFY_CONCURRENCY = 8;
+const LOOSE_PUT_CONCURRENCY = 8;
 /** Magic number + descriptor + window + dictionary id + content size: the longest zstd frame header. */
 const MAX_FRAME_HEADER = 18;
 
@@ -66,8 +92,6 @@ const REST = /^[0-9a-f]{62}$/;
 const TEMP_NAME = /^(\d+)-[0-9a-f]+\.tmp$/;
 const TRASH_NAME = /^([0-9a-f]{64})\.\d+-[0-9a-f]+$/;
 
-// The callback readFile reads a small file in about half the time of fs/promises' (measured).
-const readFileCallback = promisify(readFile);
 const compressAsync = promisify(zstdCompress);
 const decompressAsync = promisify(zstdDecompress);
 
@@ -83,6 +107,8 @@ export class FsBlobStore implements BlobStore {
   readonly #level: number;
   readonly #tempMaxAgeMs: number;
   readonly #hooks: FsBlobStoreHooks;
+  readonly #packs: PackStore;
+  readonly #packMaxBlobBytes: number;
 
   /** Use openFsBlobStore: it creates the directories and cleans up after crashed writers. */
   constructor(dir: string, options: FsBlobStoreOptions = {}) {
@@ -93,6 +119,13 @@ export class FsBlobStore implements BlobStore {
     this.#level = options.level ?? 3;
     this.#tempMaxAgeMs = options.tempMaxAgeMs ?? HOUR_MS;
     this.#hooks = options.hooks ?? {};
+    this.#packMaxBlobBytes = options.packMaxBlobBytes ?? 64 * 1024;
+    this.#packs = new PackStore(this.location, this.#tempDir, this.#trashDir, {
+      level: options.packLevel ?? this.#level,
+      frameBytes: options.packFrameBytes ?? 256 * 1024,
+      cacheBytes: options.frameCacheBytes ?? 8 * 1024 * 1024,
+      rewriteFraction: options.packRewriteFraction ?? 0.5,
+    });
   }
 
   static async open(dir: string, options: FsBlobStoreOptions = {}): Promise<FsBlobStore> {
@@ -102,6 +135,7 @@ export class FsBlobStore implements BlobStore {
     await store.#createShards();
     await store.#removeStaleTemps();
     await store.#recoverTrash();
+    await store.#packs.init();
     return store;
   }
 
@@ -118,28 +152,160 @@ export class FsBlobStore implements BlobStore {
     await this.#store(hex, bytes);
   }
 
+  /**
+   * Stores many blobs at once. Blobs up to `packMaxBlobBytes` that are not stored yet (in a pack
+   * or as a loose file) are written as ONE pack; bigger ones as loose files; stored ones are only
+   * refreshed (their pack's or file's mtime, as put does). Resolves once everything is durable.
+   * `options.hashes` are trusted (see PutManyOptions): each read still re-hashes.
+   */
+  async putMany(items: readonly Uint8Array[], options: PutManyOptions = {}): Promise<BlobHash[]> {
+    const given = options.hashes;
+    if (given !== undefined && given.length !== items.length)
+      throw new RangeError(`putMany got ${items.length} blobs and ${given.length} hashes`);
+    const hexes = items.map((bytes, index) =>
+      given === undefined ? sha256Hex(bytes) : hexOf(given[index]!),
+    );
+    const hashes = hexes.map((hex): BlobHash => `sha256:${hex}`);
+
+    const small = new Map<string, PackItem>();
+    const large = new Map<string, Uint8Array>();
+    for (const [index, bytes] of items.entries()) {
+      const hex = hexes[index]!;
+      if (bytes.byteLength > this.#packMaxBlobBytes) large.set(hex, bytes);
+      else if (!small.has(hex)) small.set(hex, { hash: Buffer.from(hex, 'hex'), bytes });
+    }
+
+    const toPack: PackItem[] = [];
+    if (small.size > 0) {
+      // A loose tree that is not a directory cannot be searched: fail rather than guess.
+      if (!statSync(this.#blobsDir).isDirectory())
+        throw new Error(`${this.#blobsDir} is not a directory; the blob store is damaged`);
+      const inPacks = new Map<string, { pack: LoadedPack; items: PackItem[] }>();
+      const loose: PackItem[] = [];
+      for (const [hex, item] of small) {
+        const location = this.#packs.index.lookup(item.hash);
+        if (location !== undefined) {
+          const group = inPacks.get(location.pack.name);
+          if (group === undefined) inPacks.set(location.pack.name, { pack: location.pack, items: [item] });
+          else group.items.push(item);
+        } else if (statSync(this.#pathOf(hex), { throwIfNoEntry: false }) !== undefined) {
+          loose.push(item);
+        } else {
+          toPack.push(item);
+        }
+      }
+      // Already stored: refresh, so that gc keeps them for another grace period. A pack or file
+      // that is gone by now (gc) means writing the blob again.
+      for (const { pack, items: held } of inPacks.values()) {
+        if (!(await this.#packs.refresh(pack))) toPack.push(...held);
+      }
+      for (const item of loose) {
+        if (!(await this.#refresh(this.#pathOf(item.hash.toString('hex'))))) toPack.push(item);
+      }
+    }
+    await Promise.all([
+      toPack.length > 0 ? this.#packs.write(toPack) : undefined,
+      forEachLimit(large, LOOSE_PUT_CONCURRENCY, async ([hex, bytes]) => this.#store(hex, bytes)),
+    ]);
+    return hashes;
+  }
+
   async get(hash: BlobHash): Promise<Uint8Array> {
     const hex = hexOf(hash);
+    const key = Buffer.from(hex, 'hex');
+    let corrupt: unknown;
+    try {
+      const packed = await this.#packs.read(hash, key);
+      if (packed !== undefined) return packed;
+    } catch (error) {
+      if (!BlobCorruptError.isInstance(error)) throw error;
+      corrupt = error;
+    }
     const found = await this.#read(hex);
-    if (found === undefined) throw new BlobNotFoundError(hash);
-    return decode(hash, hex, found.path, found.file);
+    if (found !== undefined) {
+      try {
+        return await decode(hash, hex, found.path, found.file);
+      } catch (error) {
+        throw corrupt ?? error;
+      }
+    }
+    if (corrupt !== undefined) throw corrupt;
+    // Packs written by other processes since we last looked.
+    if (await this.#packs.scan(false)) {
+      const packed = await this.#packs.read(hash, key);
+      if (packed !== undefined) return packed;
+    }
+    throw new BlobNotFoundError(hash);
   }
 
   async has(hash: BlobHash): Promise<boolean> {
-    return this.#exists(hexOf(hash));
+    return (await this.missing([hash])).length === 0;
   }
 
   async missing(hashes: readonly BlobHash[]): Promise<BlobHash[]> {
     const hexes = hashes.map(hexOf);
-    const present = new Map<string, boolean>();
-    await forEachLimit(new Set(hexes), STAT_CONCURRENCY, async (hex) => {
-      present.set(hex, await this.#exists(hex));
+    const unique = [...new Set(hexes)];
+    const present = new Set<string>();
+    await this.#presentInPacks(unique, present);
+    await forEachLimit(
+      unique.filter((hex) => !present.has(hex)),
+      STAT_CONCURRENCY,
+      async (hex) => {
+        if (await this.#exists(hex)) present.add(hex);
+      },
+    );
+    if (present.size < unique.length && (await this.#packs.scan(false)))
+      await this.#presentInPacks(
+        unique.filter((hex) => !present.has(hex)),
+        present,
+      );
+    return hashes.filter((_, index) => !present.has(hexes[index]!));
+  }
+
+  /** Adds to `present` the hashes a loaded pack holds whose file still exists (one stat per pack). */
+  async #presentInPacks(hexes: readonly string[], present: Set<string>): Promise<void> {
+    const byPack = new Map<string, { pack: LoadedPack; hexes: string[] }>();
+    for (const hex of hexes) {
+      const location = this.#packs.index.lookup(Buffer.from(hex, 'hex'));
+      if (location === undefined) continue;
+      let group = byPack.get(location.pack.name);
+      if (group === undefined) {
+        group = { pack: location.pack, hexes: [] };
+        byPack.set(location.pack.name, group);
+      }
+      group.hexes.push(hex);
+    }
+    const gone: string[] = [];
+    await forEachLimit(byPack.values(), STAT_CONCURRENCY, async (group) => {
+      if (await this.#packs.present(group.pack)) for (const hex of group.hexes) present.add(hex);
+      else gone.push(...group.hexes);
     });
-    return hashes.filter((_, index) => !present.get(hexes[index]!));
+    // Their pack was removed (gc; present() listed the packs again): maybe they are in another one.
+    if (gone.length > 0) await this.#presentInPacks(gone, present);
   }
 
   async stat(hash: BlobHash): Promise<BlobStat | undefined> {
     const hex = hexOf(hash);
+    const packed = await this.#statPacked(hash, hex);
+    if (packed !== undefined) return packed;
+    const loose = await this.#statLoose(hash, hex);
+    if (loose !== undefined) return loose;
+    return (await this.#packs.scan(false)) ? this.#statPacked(hash, hex) : undefined;
+  }
+
+  async #statPacked(hash: BlobHash, hex: string): Promise<BlobStat | undefined> {
+    const key = Buffer.from(hex, 'hex');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const location = this.#packs.index.lookup(key);
+      if (location === undefined) return undefined;
+      const info = await this.#packs.present(location.pack);
+      if (info !== undefined)
+        return { hash, size: entryAt(location.pack.layout, location.entry).size, writtenAt: info.mtimeMs };
+    }
+    return undefined;
+  }
+
+  async #statLoose(hash: BlobHash, hex: string): Promise<BlobStat | undefined> {
     const path = this.#pathOf(hex);
     let handle: Awaited<ReturnType<typeof open>>;
     try {
@@ -166,27 +332,54 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
+  /** Every stored hash once, sorted (packed and loose merged). */
   async *list(): AsyncIterable<BlobHash> {
+    await this.#packs.scan(true);
+    const packed = new Set<string>();
+    for (const { layout } of this.#packs.index.packs())
+      for (let entry = 0; entry < layout.entryCount; entry++) packed.add(entryHex(layout, entry));
+    const sorted = [...packed].sort();
+    let next = 0;
+    for await (const hex of this.#listLoose()) {
+      while (next < sorted.length && sorted[next]! < hex) yield `sha256:${sorted[next++]!}`;
+      if (!packed.has(hex)) yield `sha256:${hex}`;
+    }
+    while (next < sorted.length) yield `sha256:${sorted[next++]!}`;
+  }
+
+  async *#listLoose(): AsyncIterable<string> {
     for (const shard of await readdirIfExists(this.#blobsDir, SHARD)) {
-      for (const rest of await readdirIfExists(join(this.#blobsDir, shard), REST))
-        yield `sha256:${shard}${rest}`;
+      for (const rest of await readdirIfExists(join(this.#blobsDir, shard), REST)) yield `${shard}${rest}`;
     }
   }
 
+  /**
+   * Re-hashes every stored copy: each loose file and each blob of each pack. `checked` counts
+   * copies; `corrupt` lists each hash with a damaged copy once; `damagedPacks` lists packs whose
+   * index cannot be read (their blobs are unknown and unreadable: re-upload, see `rewind doctor`).
+   */
   async verify(): Promise<VerifyReport> {
-    let checked = 0;
-    const corrupt: BlobHash[] = [];
-    await forEachLimit(this.list(), VERIFY_CONCURRENCY, async (hash) => {
+    const packs = await this.#packs.verify();
+    let checked = packs.checked;
+    const corrupt = packs.corrupt;
+    await forEachLimit(this.#listLoose(), VERIFY_CONCURRENCY, async (hex) => {
+      const hash: BlobHash = `sha256:${hex}`;
+      const path = this.#pathOf(hex);
+      const file = await readFileIfExists(path);
+      if (file === undefined) return; // gc removed it meanwhile
       try {
-        await this.get(hash);
+        await decode(hash, hex, path, file);
       } catch (error) {
-        if (BlobNotFoundError.isInstance(error)) return; // gc removed it meanwhile
         if (!BlobCorruptError.isInstance(error)) throw error;
-        corrupt.push(hash);
+        corrupt.add(hex);
       }
       checked++;
     });
-    return { checked, corrupt: corrupt.sort() };
+    return {
+      checked,
+      corrupt: [...corrupt].sort().map((hex): BlobHash => `sha256:${hex}`),
+      damagedPacks: packs.damaged,
+    };
   }
 
   // The race to close: put of an existing blob only refreshes its mtime, so gc could decide a
@@ -199,17 +392,17 @@ export class FsBlobStore implements BlobStore {
     options: { graceMs?: number; now?: number } = {},
   ): Promise<GcReport> {
     const cutoff = (options.now ?? Date.now()) - (options.graceMs ?? DAY_MS);
-    const report: GcReport = { scanned: 0, deleted: [], keptInGrace: 0 };
     await this.#removeStaleTemps();
-    await forEachLimit(this.list(), GC_CONCURRENCY, async (hash) => {
-      report.scanned++;
-      if (await referenced(hash)) return;
-      const hex = hash.slice('sha256:'.length);
+    const tally = new GcTally(referenced);
+    await this.#packs.gc(cutoff, tally, this.#hooks);
+    await forEachLimit(this.#listLoose(), GC_CONCURRENCY, async (hex) => {
+      if (await tally.referenced(hex)) return;
+      const hash: BlobHash = `sha256:${hex}`;
       const path = this.#pathOf(hex);
       const before = await statIfExists(path);
       if (before === undefined) return;
       if (before.mtimeMs >= cutoff) {
-        report.keptInGrace++;
+        tally.mark(hex, GcTally.GRACE);
         return;
       }
       await this.#hooks.beforeTrash?.(hash);
@@ -225,7 +418,7 @@ export class FsBlobStore implements BlobStore {
       if (after === undefined) return; // another process's open() put it back
       if (after.mtimeMs !== before.mtimeMs || after.mtimeMs >= cutoff) {
         await this.#restore(trashed, path);
-        report.keptInGrace++;
+        tally.mark(hex, GcTally.GRACE);
         return;
       }
       try {
@@ -234,15 +427,24 @@ export class FsBlobStore implements BlobStore {
         if (isCode(error, 'ENOENT')) return;
         throw error;
       }
-      report.deleted.push(hash);
+      tally.mark(hex, GcTally.REMOVED);
     });
+    const report: GcReport = { scanned: tally.flags.size, deleted: [], keptInGrace: 0, keptInPacks: 0 };
+    for (const [hex, flags] of tally.flags) {
+      if (flags & GcTally.GRACE) report.keptInGrace++;
+      else if (flags & GcTally.KEPT_IN_PACK) report.keptInPacks++;
+      // Removed, and no copy left (another pack or a loose file may hold one).
+      else if (flags & GcTally.REMOVED && this.#packs.index.lookup(Buffer.from(hex, 'hex')) === undefined)
+        if (!(await this.#exists(hex))) report.deleted.push(`sha256:${hex}`);
+    }
     report.deleted.sort();
     return report;
   }
 
   async close(): Promise<void> {
     // Nothing is held open between calls; every write is complete (fsynced and renamed) before
-    // its put resolves.
+    // its put resolves. Only the cache of decompressed pack frames is dropped.
+    this.#packs.clearCache();
   }
 
   #pathOf(hex: string): string {
@@ -254,6 +456,9 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #store(hex: string, bytes: Uint8Array): Promise<void> {
+    // Already packed: refreshing the pack is enough (and keeps one copy).
+    const location = this.#packs.index.lookup(Buffer.from(hex, 'hex'));
+    if (location !== undefined && (await this.#packs.refresh(location.pack))) return;
     const path = this.#pathOf(hex);
     if (await this.#refresh(path)) return;
     await this.#writeNew(path, bytes);
@@ -455,96 +660,4 @@ export function frameContentSize(header: Uint8Array): number | 'unknown' | 'inva
       return size > BigInt(Number.MAX_SAFE_INTEGER) ? 'invalid' : Number(size);
     }
   }
-}
-
-function uniqueSuffix(): string {
-  return `${process.pid}-${randomBytes(8).toString('hex')}`;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return !isCode(error, 'ESRCH'); // EPERM: alive, owned by someone else
-  }
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(dir, 'r');
-  } catch (error) {
-    if (isCode(error, 'EISDIR') || isCode(error, 'EPERM')) return; // platforms that cannot open directories
-    throw error;
-  }
-  try {
-    await handle.sync();
-  } catch (error) {
-    if (!isCode(error, 'EINVAL')) throw error; // filesystems that do not sync directories
-  } finally {
-    await handle.close();
-  }
-}
-
-async function statIfExists(path: string): Promise<Stats | undefined> {
-  try {
-    return await stat(path);
-  } catch (error) {
-    if (isCode(error, 'ENOENT')) return undefined;
-    throw error;
-  }
-}
-
-async function readFileIfExists(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFileCallback(path);
-  } catch (error) {
-    if (isCode(error, 'ENOENT')) return undefined;
-    throw error;
-  }
-}
-
-async function readdirIfExists(dir: string, pattern?: RegExp): Promise<string[]> {
-  try {
-    const names = await readdir(dir);
-    return (pattern === undefined ? names : names.filter((name) => pattern.test(name))).sort();
-  } catch (error) {
-    if (isCode(error, 'ENOENT')) return [];
-    throw error;
-  }
-}
-
-/** Runs `fn` over `items` with at most `limit` calls in flight; rejects with the first failure. */
-async function forEachLimit<T>(
-  items: Iterable<T> | AsyncIterable<T>,
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  const iterator: Iterator<T> | AsyncIterator<T> =
-    Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : items[Symbol.iterator]();
-  let failed = false;
-  const worker = async (): Promise<void> => {
-    while (!failed) {
-      const next = await iterator.next();
-      if (next.done) return;
-      try {
-        await fn(next.value);
-      } catch (error) {
-        failed = true;
-        throw error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: limit }, worker));
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === code;
-}
-
-function ignoreCode(code: string): (error: unknown) => void {
-  return (error) => {
-    if (!isCode(error, code)) throw error;
-  };
 }
