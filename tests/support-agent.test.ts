@@ -113,9 +113,8 @@ function supportAgent(recorder: Recorder) {
       const outputs = await Promise.all(
         calls.map((call) => tools[call.function.name]!(JSON.parse(call.function.arguments))),
       );
-      calls.forEach((call, i) =>
-        messages.push({ role: 'tool', tool_call_id: call.id, content: JSON.stringify(outputs[i]) }),
-      );
+      for (const [i, call] of calls.entries())
+        messages.push({ role: 'tool', tool_call_id: call.id, content: JSON.stringify(outputs[i]) });
     }
     let escalation = 'escalated';
     try {
