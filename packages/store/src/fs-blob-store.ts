@@ -1,5 +1,6 @@
-import { statSync } from 'node:fs';
-import { link, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
+import { hash as digest } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { link, mkdir, open, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -38,6 +39,9 @@ import { GcTally, type PackGcHooks, PackStore } from './pack-store.ts';
 //   <dir>/tmp/<pid>-<random>.tmp                    writes in progress
 //   <dir>/trash/<64 hex>.<pid>-<random>             blobs gc is in the middle of deleting
 //   <dir>/trash/<name>.pack.<pid>-<random>          packs gc is in the middle of deleting
+//   <dir>/small-loose                               exists once a blob small enough for a pack
+//                                                   was written loose (put): putMany then looks
+//                                                   for loose copies before packing
 //
 // A blob file or a pack only ever appears under its name by an atomic rename of a complete,
 // fsynced temp file, so a crash leaves at worst a temp file, which the next open removes. Every
@@ -49,13 +53,21 @@ export interface FsBlobStoreOptions {
   level?: number;
   /** Temp files older than this are removed on open even if their writer still runs (default 1 h). */
   tempMaxAgeMs?: number;
-  /** putMany writes blobs up to this size into packs, bigger ones as loose files (default 64 KiB). */
+  /**
+   * putMany writes blobs up to this size into packs, bigger ones as loose files (default 1 MiB:
+   * the pointer lists of long conversations, tens of KiB each and nearly identical from one
+   * request to the next, must share frames to compress against each other).
+   */
   packMaxBlobBytes?: number;
-  /** Raw bytes per compressed group of a pack, about (default 256 KiB). */
+  /**
+   * Raw bytes per compressed group (frame) of a pack, about (default 1 MiB). Bigger frames
+   * compress better (more similar payloads share one); a read decompresses the whole frame
+   * (~1 ms per MiB), which the frame cache amortizes over the blobs read together.
+   */
   packFrameBytes?: number;
   /** zstd level of packs (default: `level`). */
   packLevel?: number;
-  /** Decompressed pack frames kept in memory for reads, in bytes (default 8 MiB). */
+  /** Decompressed pack frames kept in memory for reads, in bytes (default 16 MiB). */
   frameCacheBytes?: number;
   /** gc rewrites an old pack when at least this fraction of its bytes is garbage (default 0.5). */
   packRewriteFraction?: number;
@@ -109,6 +121,9 @@ export class FsBlobStore implements BlobStore {
   readonly #hooks: FsBlobStoreHooks;
   readonly #packs: PackStore;
   readonly #packMaxBlobBytes: number;
+  readonly #smallLooseFlag: string;
+  /** This process has made sure the small-loose flag exists. */
+  #flagged = false;
 
   /** Use openFsBlobStore: it creates the directories and cleans up after crashed writers. */
   constructor(dir: string, options: FsBlobStoreOptions = {}) {
@@ -119,11 +134,12 @@ export class FsBlobStore implements BlobStore {
     this.#level = options.level ?? 3;
     this.#tempMaxAgeMs = options.tempMaxAgeMs ?? HOUR_MS;
     this.#hooks = options.hooks ?? {};
-    this.#packMaxBlobBytes = options.packMaxBlobBytes ?? 64 * 1024;
+    this.#packMaxBlobBytes = options.packMaxBlobBytes ?? 1024 * 1024;
+    this.#smallLooseFlag = join(this.location, 'small-loose');
     this.#packs = new PackStore(this.location, this.#tempDir, this.#trashDir, {
       level: options.packLevel ?? this.#level,
-      frameBytes: options.packFrameBytes ?? 256 * 1024,
-      cacheBytes: options.frameCacheBytes ?? 8 * 1024 * 1024,
+      frameBytes: options.packFrameBytes ?? 1024 * 1024,
+      cacheBytes: options.frameCacheBytes ?? 16 * 1024 * 1024,
       rewriteFraction: options.packRewriteFraction ?? 0.5,
     });
   }
@@ -135,6 +151,10 @@ export class FsBlobStore implements BlobStore {
     await store.#createShards();
     await store.#removeStaleTemps();
     await store.#recoverTrash();
+    // A store from before packs may hold small loose blobs that nothing flagged: flag it if it
+    // holds any loose blob at all (checked once, on the first open that creates packs/).
+    if (!existsSync(store.#packs.dir) && !existsSync(store.#smallLooseFlag) && (await store.#anyLoose()))
+      await store.#flagSmallLoose();
     await store.#packs.init();
     return store;
   }
@@ -162,17 +182,23 @@ export class FsBlobStore implements BlobStore {
     const given = options.hashes;
     if (given !== undefined && given.length !== items.length)
       throw new RangeError(`putMany got ${items.length} blobs and ${given.length} hashes`);
-    const hexes = items.map((bytes, index) =>
-      given === undefined ? sha256Hex(bytes) : hexOf(given[index]!),
-    );
-    const hashes = hexes.map((hex): BlobHash => `sha256:${hex}`);
-
+    const hashes = new Array<BlobHash>(items.length);
     const small = new Map<string, PackItem>();
     const large = new Map<string, Uint8Array>();
     for (const [index, bytes] of items.entries()) {
-      const hex = hexes[index]!;
+      let hash: BlobHash;
+      let key: Buffer;
+      if (given === undefined) {
+        key = digest('sha256', bytes, 'buffer');
+        hash = `sha256:${key.toString('hex')}`;
+      } else {
+        hash = given[index]!;
+        key = keyOfHash(hash) ?? throwInvalid(hash);
+      }
+      hashes[index] = hash;
+      const hex = hash.slice(7);
       if (bytes.byteLength > this.#packMaxBlobBytes) large.set(hex, bytes);
-      else if (!small.has(hex)) small.set(hex, { hash: Buffer.from(hex, 'hex'), bytes });
+      else if (!small.has(hex)) small.set(hex, { hash: key, bytes });
     }
 
     const toPack: PackItem[] = [];
@@ -180,6 +206,10 @@ export class FsBlobStore implements BlobStore {
       // A loose tree that is not a directory cannot be searched: fail rather than guess.
       if (!statSync(this.#blobsDir).isDirectory())
         throw new Error(`${this.#blobsDir} is not a directory; the blob store is damaged`);
+      // Looking for a loose copy costs a stat per blob (more than packing it): only when small
+      // blobs were ever written loose (the flag; a copy written loose by another process after
+      // this look is at worst stored twice, which is harmless).
+      const checkLoose = existsSync(this.#smallLooseFlag);
       const inPacks = new Map<string, { pack: LoadedPack; items: PackItem[] }>();
       const loose: PackItem[] = [];
       for (const [hex, item] of small) {
@@ -188,7 +218,7 @@ export class FsBlobStore implements BlobStore {
           const group = inPacks.get(location.pack.name);
           if (group === undefined) inPacks.set(location.pack.name, { pack: location.pack, items: [item] });
           else group.items.push(item);
-        } else if (statSync(this.#pathOf(hex), { throwIfNoEntry: false }) !== undefined) {
+        } else if (checkLoose && statSync(this.#pathOf(hex), { throwIfNoEntry: false }) !== undefined) {
           loose.push(item);
         } else {
           toPack.push(item);
@@ -482,6 +512,8 @@ export class FsBlobStore implements BlobStore {
   }
 
   async #writeNew(path: string, bytes: Uint8Array): Promise<void> {
+    // Before the blob can be seen: whoever sees it also sees the flag.
+    if (bytes.byteLength <= this.#packMaxBlobBytes) await this.#flagSmallLoose();
     const compressed = await compress(bytes, this.#level);
     const temp = join(this.#tempDir, `${uniqueSuffix()}.tmp`);
     try {
@@ -544,6 +576,18 @@ export class FsBlobStore implements BlobStore {
     await unlink(trashed).catch(ignoreCode('ENOENT'));
   }
 
+  async #flagSmallLoose(): Promise<void> {
+    if (this.#flagged) return;
+    if (!existsSync(this.#smallLooseFlag)) await writeFile(this.#smallLooseFlag, '', { flag: 'a' });
+    this.#flagged = true;
+  }
+
+  async #anyLoose(): Promise<boolean> {
+    for (const shard of await readdirIfExists(this.#blobsDir, SHARD))
+      if ((await readdirIfExists(join(this.#blobsDir, shard), REST)).length > 0) return true;
+    return false;
+  }
+
   /** All 256 shard directories up front, so that a put never pays for creating one (and fsyncing sha256/). */
   async #createShards(): Promise<void> {
     const existing = new Set(await readdirIfExists(this.#blobsDir, SHARD));
@@ -581,6 +625,26 @@ export class FsBlobStore implements BlobStore {
         await unlink(path).catch(ignoreCode('ENOENT'));
     }
   }
+}
+
+const HEX_DIGITS = new Int8Array(128).fill(-1);
+for (let digit = 0; digit < 16; digit++) HEX_DIGITS[digit.toString(16).charCodeAt(0)] = digit;
+
+/** The 32 bytes of a well-formed hash ("sha256:" + 64 lowercase hex), in one pass; undefined otherwise. */
+function keyOfHash(hash: unknown): Buffer | undefined {
+  if (typeof hash !== 'string' || hash.length !== 71 || !hash.startsWith('sha256:')) return undefined;
+  const key = Buffer.allocUnsafe(32);
+  for (let i = 0, at = 7; i < 32; i++, at += 2) {
+    const high = HEX_DIGITS[hash.charCodeAt(at)] ?? -1;
+    const low = HEX_DIGITS[hash.charCodeAt(at + 1)] ?? -1;
+    if ((high | low) < 0) return undefined;
+    key[i] = (high << 4) | low;
+  }
+  return key;
+}
+
+function throwInvalid(hash: unknown): never {
+  throw new InvalidBlobHashError(hash);
 }
 
 function hexOf(hash: BlobHash): string {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { link, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -128,6 +129,39 @@ describe('putMany', () => {
     assert.ok(typeof parsed !== 'string');
     assert.equal(parsed.entryCount, 9, 'the loose blob is not packed again');
     assert.equal(findInPack(parsed, Buffer.from(hexOf(looseHash), 'hex')), -1);
+  });
+
+  test('looks for loose copies only in stores that hold small loose blobs (the small-loose flag)', async () => {
+    // A store written only through putMany: no flag, so no stat per blob.
+    const dir = freshDir();
+    const store = await openFsBlobStore(dir, { packMaxBlobBytes: 1000 });
+    await store.putMany([jsonish('big', 5000), ...batch('small', 3, 300)]);
+    assert.equal(existsSync(join(dir, 'small-loose')), false, 'a big loose blob does not set it');
+    // A loose copy that nothing flagged is not seen: putMany stores the blob again (harmless).
+    const planted = jsonish('planted', 400);
+    await writeFile(loosePath(dir, blobHashOf(planted)), zstdCompressSync(planted));
+    await store.putMany([planted]);
+    assert.equal((await packsOf(dir)).length, 2);
+    // put of a small blob sets the flag; from then on putMany finds loose copies
+    const small = jsonish('put-small', 400);
+    await store.put(small);
+    assert.equal(existsSync(join(dir, 'small-loose')), true);
+    await store.putMany([small]);
+    assert.equal((await packsOf(dir)).length, 2, 'nothing new packed');
+
+    // A store from before packs (loose blobs, no packs/): the first open flags it.
+    const old = freshDir();
+    const legacy = batch('legacy', 3, 400);
+    await mkdir(join(old, 'sha256', 'ab'), { recursive: true });
+    for (const bytes of legacy) {
+      const path = loosePath(old, blobHashOf(bytes));
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, zstdCompressSync(bytes));
+    }
+    const upgraded = await openFsBlobStore(old);
+    assert.equal(existsSync(join(old, 'small-loose')), true);
+    await upgraded.putMany(legacy);
+    assert.deepEqual(await packsOf(old), [], 'the loose copies are used');
   });
 
   test('mixed sizes: blobs above the threshold become loose files, everything reads back', async () => {

@@ -17,7 +17,8 @@ if (dir === undefined) {
 }
 const batches = Number(batchesArg);
 const batchSize = Number(batchSizeArg);
-const store = await openFsBlobStore(dir);
+// A 64 KiB pack threshold (not the default 1 MiB), so that big blobs take the loose path.
+const store = await openFsBlobStore(dir, { packMaxBlobBytes: 64 * 1024 });
 const salt = randomBytes(8).toString('hex');
 
 function blob(index: number): Uint8Array {
