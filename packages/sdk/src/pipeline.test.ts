@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
+import { hash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import type { StepStarted } from '@rewind/schema';
+import type { BlobHash, StepStarted } from '@rewind/schema';
+import { openStore, readPayload } from '@rewind/store';
+import { currentRunId } from './capture.ts';
 import type { RewindCaptureError } from './errors.ts';
 import { Recorder } from './recorder.ts';
-import { fullDiskStore, hangingStore, MemoryStore } from './testing.ts';
+import { enospc, fullDiskStore, hangingStore, MemoryStore } from './testing.ts';
 
 function addsUp(stats: { produced: number; delivered: number; dropped: number; pending: number }): void {
   assert.equal(stats.produced, stats.delivered + stats.dropped + stats.pending, JSON.stringify(stats));
@@ -223,4 +229,111 @@ test('stats always add up while events flow', async () => {
   await r.flush();
   assert.deepEqual(r.stats(), { produced: 164, delivered: 164, dropped: 0, pending: 0 });
   await r.shutdown();
+});
+
+/** A MemoryStore whose blob store also has putMany (the filesystem store's batch API), logging each call. */
+function packingStore(fail?: (call: number) => unknown): MemoryStore & { putManyCalls: BlobHash[][] } {
+  const store = new MemoryStore() as MemoryStore & { putManyCalls: BlobHash[][] };
+  store.putManyCalls = [];
+  store.blobs.put = async () => assert.fail('put is not used when putMany exists');
+  store.blobs.putMany = async (items, options) => {
+    const error = fail?.(store.putManyCalls.length);
+    const hashes = items.map((bytes) => `sha256:${hash('sha256', bytes, 'hex')}` as BlobHash);
+    store.putManyCalls.push(hashes);
+    if (error !== undefined) throw error;
+    assert.deepEqual(options?.hashes, hashes, 'the SDK passes the hashes it computed');
+    for (const [i, key] of hashes.entries()) {
+      store.blobMap.set(key, new Uint8Array(items[i]!));
+      store.log.push({ op: 'put', hash: key });
+    }
+    return hashes;
+  };
+  return store;
+}
+
+test('with putMany: one call per drained batch, before the batch is appended, each blob once', async () => {
+  const store = packingStore();
+  const r = new Recorder({ store, cwd: '/', env: {} });
+  const model = r.model(
+    'llm',
+    async (messages: Array<{ role: string; content: string }>) => `echo ${messages.length}`,
+  );
+  const agent = r.agent('a', async (run: number) => {
+    const messages = [{ role: 'system', content: 'You are terse. '.repeat(20) }];
+    for (let i = 0; i < 5; i++) {
+      messages.push({ role: 'user', content: `question ${run}.${i} `.repeat(20) });
+      messages.push({ role: 'assistant', content: await model(messages) });
+    }
+  });
+  await agent(1);
+  await r.flush();
+  await agent(2); // a second batch: the shared system prompt part is not written again
+  const result = await r.flush();
+  assert.equal(result.dropped, 0);
+  assert.equal(store.putManyCalls.length, 2);
+  const all = store.putManyCalls.flat();
+  assert.equal(new Set(all).size, all.length, 'each blob written once per process');
+  // every blob an event references was written in a putMany logged before the event's append
+  const putAt = new Map(
+    store.log.flatMap((entry, i) => (entry.op === 'put' ? [[entry.hash, i] as const] : [])),
+  );
+  for (const [at, entry] of store.log.entries()) {
+    if (entry.op !== 'append') continue;
+    const event = store.events.find((e) => e.eventId === entry.eventId)!;
+    for (const match of JSON.stringify(event).matchAll(/"hash":"(sha256:[0-9a-f]{64})"/g)) {
+      assert.ok((putAt.get(match[1] as BlobHash) ?? Infinity) < at, `${match[1]} put before ${event.type}`);
+    }
+  }
+  await r.shutdown();
+});
+
+test('a putMany that fails drops the events that need its blobs, reports once, and the next batch tries again', async () => {
+  const { errors, onError } = collect();
+  const store = packingStore((call) => (call === 0 ? enospc() : undefined));
+  const r = new Recorder({ store, cwd: '/', env: {}, onError });
+  const tool = r.tool('t', async (x: string) => x.toUpperCase());
+  const agent = r.agent('a', async (input: string) => tool(input));
+  assert.equal(await agent('first'), 'FIRST');
+  const first = await r.flush();
+  assert.equal(first.delivered, 0);
+  assert.equal(first.dropped, 4);
+  assert.equal(await agent('second'), 'SECOND');
+  const second = await r.flush();
+  assert.equal(second.delivered, 4);
+  addsUp(second);
+  assert.deepEqual(
+    errors.map((e) => e.code),
+    ['store_failed'],
+  );
+  assert.match(errors[0]!.message, /ENOSPC/);
+  await r.shutdown();
+});
+
+test('into a local filesystem store, small blobs land in packs and read back', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'rewind-pipeline-'));
+  try {
+    const r = new Recorder({ store: dir, cwd: dir, env: {} });
+    const tool = r.tool('lookup', async (id: string) => ({ id, text: `result for ${id} `.repeat(80) }));
+    const runId = await r.agent('a', async () => {
+      for (let i = 0; i < 20; i++) await tool(`order-${i}`);
+      return currentRunId();
+    })();
+    const shut = await r.shutdown();
+    assert.equal(shut.dropped, 0);
+    assert.ok(readdirSync(join(dir, 'blobs', 'packs')).length >= 1);
+    const store = await openStore(dir);
+    try {
+      const steps = await store.readTimeline(runId!);
+      assert.equal(steps.items.length, 20);
+      const last = steps.items.at(-1)!;
+      assert.deepEqual(await readPayload(store.blobs, last.response!), {
+        output: { id: 'order-19', text: 'result for order-19 '.repeat(80) },
+      });
+      assert.deepEqual((await store.blobs.verify()).corrupt, []);
+    } finally {
+      await store.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

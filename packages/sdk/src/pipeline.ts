@@ -17,14 +17,15 @@ import { outsideRuns } from './context.ts';
 import { messageOf, type Reporter } from './errors.ts';
 import { uuidv7 } from './ids.ts';
 import { canonical, type Part, type Payload, type Piece } from './json.ts';
+import { performanceNow } from './originals.ts';
 import type { CapturedError, CaptureRecord } from './records.ts';
 
 // The background half of capture (docs/sdk.md, "Pipeline"). The hot path pushes records onto a
 // bounded in-memory queue; a drain scheduled with setImmediate (once per burst, outside any
 // run's context) turns them into events and blobs in batches: it hashes payloads, writes the
-// blobs the process has not written yet (bounded concurrency, parts before the payloads that
-// point to them), then appends the batch's events in one call. Blobs are always written before
-// the events that reference them.
+// blobs the process has not written yet with one `putMany` (small ones land in one pack, which
+// appears atomically), then appends the batch's events in one call. Blobs are always written
+// before the events that reference them.
 //
 // Accounting: every record pushed is `produced` and ends up exactly once as `delivered` (the
 // store accepted it, or already had it) or `dropped` (queue full, store failing, rejected,
@@ -55,7 +56,7 @@ export interface PipelineOptions {
   maxQueueBytes?: number;
   /** Records per store append (default 1000). */
   batchSize?: number;
-  /** Blob writes in flight at once (default 16). */
+  /** Blob writes in flight at once, for a blob store without putMany (default 16). */
   blobConcurrency?: number;
   sdk: { name: string; version: string };
 }
@@ -66,6 +67,12 @@ interface Waiter {
 }
 
 const MAX_KNOWN_BLOBS = 200_000;
+/**
+ * The set of written hashes is forgotten this often, so that a blob still in use is put again
+ * (which refreshes it) well within the store's gc grace period (24 h by default): a long-lived
+ * process must not keep referencing a blob it wrote days ago without telling the store.
+ */
+const KNOWN_MAX_AGE_MS = 60 * 60 * 1000;
 const MAX_STACK = 8192;
 
 function sha256(data: string | Buffer): BlobHash {
@@ -251,6 +258,7 @@ export class Pipeline {
   #storeFailed = false;
   /** Blob hashes this process has written to the store: never written twice. */
   readonly #known = new Set<string>();
+  #knownSince = performanceNow();
   #waiters: Waiter[] = [];
   #produced = 0;
   #delivered = 0;
@@ -376,6 +384,10 @@ export class Pipeline {
       return;
     }
     batchPartBytes = new Map();
+    if (performanceNow() - this.#knownSince > KNOWN_MAX_AGE_MS) {
+      this.#known.clear();
+      this.#knownSince = performanceNow();
+    }
     const events: RewindEvent[] = [];
     /** The payloads each event references (its blobs and their parts). */
     const uses: Materialized[][] = [];
@@ -433,14 +445,39 @@ export class Pipeline {
   }
 
   /**
-   * Writes the blobs (parts first: they come first in the map) with bounded concurrency;
-   * returns the hashes that could not be written.
+   * Writes the blobs with one `putMany` (the store packs the small ones into one file that
+   * appears atomically, and is durable when the call resolves); returns the hashes that could not
+   * be written. The hashes were computed here from these very bytes, so they are passed along
+   * (trusted, see PutManyOptions) instead of being computed again. A store without putMany gets
+   * one put per blob, `blobConcurrency` at a time, parts first (they come first in the map).
    */
   async #putBlobs(store: Store, blobs: Map<string, Blob>): Promise<Set<string>> {
     const failed = new Set<string>();
     if (blobs.size === 0) return failed;
     const entries = [...blobs.values()];
-    const known = this.#known;
+    const fail = (hashes: Iterable<string>, error: unknown): void => {
+      for (const hash of hashes) failed.add(hash);
+      this.#reporter.report(
+        'store_failed',
+        `writing a payload to the Rewind blob store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
+        error,
+      );
+    };
+    if (typeof store.blobs.putMany === 'function') {
+      try {
+        const stored = await store.blobs.putMany(
+          entries.map((blob) => blob.bytes),
+          { hashes: entries.map((blob) => blob.hash) },
+        );
+        const wrong = entries.findIndex((blob, i) => stored[i] !== blob.hash);
+        if (wrong >= 0)
+          throw new Error(`the blob store named ${entries[wrong]!.hash} ${stored[wrong] ?? 'nothing'}`);
+        this.#remember(entries);
+      } catch (error) {
+        fail(blobs.keys(), error);
+      }
+      return failed;
+    }
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < entries.length) {
@@ -448,15 +485,9 @@ export class Pipeline {
         try {
           const stored = await store.blobs.put(blob.bytes);
           if (stored !== blob.hash) throw new Error(`the blob store named ${blob.hash} ${stored}`);
-          if (known.size >= MAX_KNOWN_BLOBS) known.clear();
-          known.add(blob.hash);
+          this.#remember([blob]);
         } catch (error) {
-          failed.add(blob.hash);
-          this.#reporter.report(
-            'store_failed',
-            `writing a payload to the Rewind blob store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
-            error,
-          );
+          fail([blob.hash], error);
         }
       }
     };
@@ -464,6 +495,12 @@ export class Pipeline {
     for (let i = Math.min(this.#concurrency, entries.length); i > 0; i--) workers.push(worker());
     await Promise.all(workers);
     return failed;
+  }
+
+  #remember(blobs: readonly Blob[]): void {
+    const known = this.#known;
+    if (known.size + blobs.length > MAX_KNOWN_BLOBS) known.clear();
+    for (const blob of blobs) known.add(blob.hash);
   }
 
   #event(record: CaptureRecord, used: Materialized[]): RewindEvent {
