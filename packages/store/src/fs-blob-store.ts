@@ -71,6 +71,11 @@ export interface FsBlobStoreOptions {
   frameCacheBytes?: number;
   /** gc rewrites an old pack when at least this fraction of its bytes is garbage (default 0.5). */
   packRewriteFraction?: number;
+  /**
+   * The small packs an instance writes (one per putMany of a few blobs) are merged into one once
+   * they hold this many raw bytes together (default: packFrameBytes; 0 turns merging off).
+   */
+  packMergeBytes?: number;
   /** Fault-injection points for tests; never set them in production. */
   hooks?: FsBlobStoreHooks;
 }
@@ -141,6 +146,7 @@ export class FsBlobStore implements BlobStore {
       frameBytes: options.packFrameBytes ?? 1024 * 1024,
       cacheBytes: options.frameCacheBytes ?? 16 * 1024 * 1024,
       rewriteFraction: options.packRewriteFraction ?? 0.5,
+      mergeBytes: options.packMergeBytes ?? options.packFrameBytes ?? 1024 * 1024,
     });
   }
 
@@ -234,7 +240,7 @@ export class FsBlobStore implements BlobStore {
       }
     }
     await Promise.all([
-      toPack.length > 0 ? this.#packs.write(toPack) : undefined,
+      toPack.length > 0 ? this.#packs.writeBatch(toPack) : undefined,
       forEachLimit(large, LOOSE_PUT_CONCURRENCY, async ([hex, bytes]) => this.#store(hex, bytes)),
     ]);
     return hashes;

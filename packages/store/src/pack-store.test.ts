@@ -230,6 +230,64 @@ describe('putMany', () => {
   });
 });
 
+describe('merging small packs', () => {
+  test('the small packs of calls made one at a time are merged into one, and every blob still reads', async () => {
+    const dir = freshDir();
+    const store = await openFsBlobStore(dir, { packMergeBytes: 40 * 1024 });
+    const stale = await openFsBlobStore(dir); // loads some small packs, learns of the merges on its own
+    // Like an agent recording one model call per drain: each request is the previous one plus a
+    // message, so merged they compress against each other.
+    const written: Uint8Array[] = [];
+    const history: string[] = [];
+    for (let call = 0; call < 60; call++) {
+      history.push(`{"role":"user","content":"message ${call} ${'lorem ipsum '.repeat(8)}"}`);
+      const request = new TextEncoder().encode(`{"messages":[${history.join(',')}]}`);
+      const response = jsonish(`response-${call}`, 300);
+      written.push(request, response);
+      await store.putMany([request, response]);
+      if (call === 5) assert.deepEqual(await stale.missing(written.map(blobHashOf)), []);
+    }
+    const packs = await packsOf(dir);
+    assert.ok(packs.length < 15, `${packs.length} packs for 60 calls`);
+    const raw = written.reduce((sum, bytes) => sum + bytes.byteLength, 0);
+    let onDisk = 0;
+    for (const name of packs) onDisk += (await stat(join(dir, 'packs', name))).size;
+    assert.ok(onDisk * 8 < raw, `${onDisk} bytes on disk for ${raw}`);
+    for (const reader of [store, stale, await openFsBlobStore(dir)])
+      for (const bytes of written)
+        assert.deepEqual(new Uint8Array(await reader.get(blobHashOf(bytes))), bytes);
+    assert.deepEqual(await readdir(join(dir, 'trash')), []);
+    const report = await store.verify();
+    assert.deepEqual([report.corrupt, report.damagedPacks], [[], []]);
+  });
+
+  test('a small pack that another process refreshed before the merge is kept', async () => {
+    const dir = freshDir();
+    const store = await openFsBlobStore(dir, { packMergeBytes: 4500 });
+    const other = await openFsBlobStore(dir);
+    const blobs = batch('refreshed', 5, 1000);
+    for (const [i, bytes] of blobs.entries()) {
+      if (i === 4) {
+        assert.equal(await other.has(blobHashOf(blobs[2]!)), true); // it has seen the pack
+        await other.putMany([blobs[2]!]); // and puts blob 2 again: its pack is refreshed
+        assert.equal((await packsOf(dir)).length, 4, 'refreshed, not written again');
+      }
+      await store.putMany([bytes]);
+    }
+    const packs = await packsOf(dir);
+    assert.equal(packs.length, 2, 'the merge, and the refreshed small pack');
+    for (const reader of [store, other])
+      for (const bytes of blobs) assert.deepEqual(new Uint8Array(await reader.get(blobHashOf(bytes))), bytes);
+  });
+
+  test('merging can be turned off', async () => {
+    const dir = freshDir();
+    const store = await openFsBlobStore(dir, { packMergeBytes: 0 });
+    for (let call = 0; call < 10; call++) await store.putMany([jsonish(`off-${call}`, 200)]);
+    assert.equal((await packsOf(dir)).length, 10);
+  });
+});
+
 describe('other processes', () => {
   function runChild(dir: string, batches: number, batchSize: number): Promise<BlobHash[]> {
     return new Promise((resolve, reject) => {

@@ -1,7 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import type { Stats } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  fsync,
+  futimesSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  type Stats,
+  statSync,
+  unlinkSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { link, mkdir, open, rename, stat, unlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { type BlobHash, sha256Hex } from '@rewind/schema';
 import { BlobCorruptError } from './blob-errors.ts';
 import {
@@ -49,10 +63,14 @@ export const PACK_TRASH_NAME = /^([0-9a-z]{1,12}-[0-9a-f]{16}\.pack)\.\d+-[0-9a-
 const RACY_MS = 100;
 const LOAD_CONCURRENCY = 16;
 
+const fsyncAsync = promisify(fsync);
+
 /** A frame that cannot be read back as the index describes it (as opposed to an I/O error). */
 class FrameError extends Error {}
 const VERIFY_CONCURRENCY = 2;
 const REFERENCED_CONCURRENCY = 16;
+/** Small packs merged at the latest when there are this many. */
+const MERGE_MAX_PACKS = 64;
 
 export interface PackStoreOptions {
   level: number;
@@ -60,6 +78,20 @@ export interface PackStoreOptions {
   cacheBytes: number;
   /** Rewrite an old pack when at least this fraction of its raw bytes is garbage. */
   rewriteFraction: number;
+  /**
+   * Merge the small packs this instance wrote once they hold this many raw bytes together (or
+   * number MERGE_MAX_PACKS); 0 turns merging off.
+   */
+  mergeBytes: number;
+}
+
+/** A small pack this instance wrote, kept in memory until it is merged with the next ones. */
+interface RecentPack {
+  pack: LoadedPack;
+  items: readonly PackItem[];
+  raw: number;
+  /** Its mtime right after writing: a different one later means someone refreshed it. */
+  mtimeMs: number;
 }
 
 export interface PackGcHooks {
@@ -107,6 +139,9 @@ export class PackStore {
   readonly #frames = new Map<string, Promise<Buffer>>();
   #frameBytes = 0;
   readonly #frameSizes = new Map<string, number>();
+  #recent: RecentPack[] = [];
+  #recentRaw = 0;
+  #merging: Promise<void> | undefined;
 
   constructor(root: string, tempDir: string, trashDir: string, options: PackStoreOptions) {
     this.dir = join(root, 'packs');
@@ -213,7 +248,87 @@ export class PackStore {
    * Writes distinct blobs as one pack (several when there are more than 2^20): temp file, fsync,
    * rename into packs/, fsync of packs/. `mtime` back-dates the pack (gc merging old packs).
    */
-  async write(items: readonly PackItem[], mtime?: Date): Promise<LoadedPack[]> {
+  /**
+   * Writes a batch (putMany's new blobs) as one pack. A small pack is also kept in memory, and
+   * once this instance has written enough of them (a frame's worth) they are merged into one
+   * pack (see #mergeRecent): an agent that records one model call at a time writes a small pack
+   * per call, and only a merge lets consecutive requests — the same message list plus a message
+   * or two — compress against each other.
+   */
+  async writeBatch(items: readonly PackItem[]): Promise<void> {
+    const mtimes: number[] = [];
+    const written = await this.write(items, undefined, mtimes);
+    const mergeBytes = this.#options.mergeBytes;
+    if (mergeBytes <= 0 || written.length !== 1) return;
+    let raw = 0;
+    for (const item of items) raw += item.bytes.byteLength;
+    if (raw >= mergeBytes / 2) return; // big enough as it is
+    this.#recent.push({ pack: written[0]!, items, raw, mtimeMs: mtimes[0]! });
+    this.#recentRaw += raw;
+    if (this.#recentRaw < mergeBytes && this.#recent.length < MERGE_MAX_PACKS) return;
+    while (this.#merging !== undefined) await this.#merging;
+    if (this.#recent.length < 2) return;
+    this.#merging = this.#mergeRecent().finally(() => {
+      this.#merging = undefined;
+    });
+    await this.#merging;
+  }
+
+  /**
+   * Writes the recent small packs' blobs as one pack (complete and durable first), then removes
+   * the small packs with gc's trash protocol: renamed into trash/, and put back if their mtime
+   * shows that a put refreshed them meanwhile (a put after the rename finds no pack and writes
+   * its blob anew). The merged pack is younger than all of them, so no blob loses grace time. A
+   * failure leaves the small packs as they are: the blobs are stored either way.
+   */
+  async #mergeRecent(): Promise<void> {
+    const group = this.#recent;
+    this.#recent = [];
+    this.#recentRaw = 0;
+    const seen = new Set<string>();
+    const items: PackItem[] = [];
+    for (const recent of group) {
+      for (const item of recent.items) {
+        const hex = item.hash.toString('hex');
+        if (seen.has(hex)) continue;
+        seen.add(hex);
+        items.push(item);
+      }
+    }
+    let merged: LoadedPack[];
+    try {
+      merged = await this.write(items);
+    } catch {
+      return;
+    }
+    const removed: string[] = [];
+    for (const { pack, mtimeMs } of group) {
+      // Synchronous metadata calls (no disk wait): a merge removes dozens of packs.
+      const path = this.pathOf(pack);
+      const trashed = join(this.#trashDir, `${pack.name}.${uniqueSuffix()}`);
+      try {
+        renameSync(path, trashed);
+      } catch {
+        continue; // gc holds it, or it is gone: not ours to decide any more
+      }
+      try {
+        const after = statSync(trashed, { throwIfNoEntry: false });
+        if (after === undefined) continue; // another process's open() put it back
+        if (after.mtimeMs !== mtimeMs) {
+          await this.#restore(trashed, path);
+          continue;
+        }
+        unlinkSync(trashed);
+        removed.push(pack.name);
+      } catch {
+        await this.#restore(trashed, path).catch(() => {});
+      }
+    }
+    this.index.replace(removed, merged);
+    this.#stamp = undefined;
+  }
+
+  async write(items: readonly PackItem[], mtime?: Date, mtimes?: number[]): Promise<LoadedPack[]> {
     const written: LoadedPack[] = [];
     for (let from = 0; from < items.length; from += MAX_PACK_ENTRIES) {
       const chunk = items.slice(from, from + MAX_PACK_ENTRIES);
@@ -223,29 +338,37 @@ export class PackStore {
       });
       const name = `${Date.now().toString(36)}-${randomBytes(8).toString('hex')}.pack`;
       const temp = join(this.#tempDir, `${uniqueSuffix()}.tmp`);
+      // Synchronous calls for what only touches the page cache and the directory (open, write,
+      // close, rename: a few µs each), the callback API for what waits on the disk (fsync). The
+      // promise-based FileHandle path costs ~3× the CPU (measured: ~500 vs ~160–210 µs per
+      // durable small file on a 2-vCPU VM), which an agent recording one call at a time pays
+      // on every call.
       try {
-        const handle = await open(temp, 'wx', 0o644);
+        const fd = openSync(temp, 'wx', 0o644);
         try {
-          await writeAll(handle, chunks, layout.fileSize);
-          if (mtime !== undefined) await handle.utimes(mtime, mtime);
-          await handle.sync();
+          writeAll(fd, chunks, layout.fileSize);
+          if (mtime !== undefined) futimesSync(fd, mtime, mtime);
+          await fsyncAsync(fd);
+          if (mtimes !== undefined) mtimes.push(fstatSync(fd).mtimeMs);
         } finally {
-          await handle.close();
+          closeSync(fd);
         }
         try {
-          await rename(temp, this.pathOf(name));
+          renameSync(temp, this.pathOf(name));
         } catch (error) {
           if (!isCode(error, 'ENOENT')) throw error; // packs/ was removed by hand
-          await mkdir(this.dir, { recursive: true });
-          await rename(temp, this.pathOf(name));
+          mkdirSync(this.dir, { recursive: true });
+          renameSync(temp, this.pathOf(name));
         }
       } catch (error) {
-        await unlink(temp).catch(() => {});
+        try {
+          unlinkSync(temp);
+        } catch {}
         throw error;
       }
       written.push(this.index.add(name, layout));
     }
-    if (written.length > 0) await fsyncDir(this.dir);
+    if (written.length > 0) await fsyncDirFast(this.dir);
     return written;
   }
 
@@ -549,21 +672,27 @@ export class PackStore {
 }
 
 /** Writes every chunk (writev may write less than asked). */
-async function writeAll(
-  handle: Awaited<ReturnType<typeof open>>,
-  chunks: readonly Buffer[],
-  total: number,
-): Promise<void> {
-  let { bytesWritten } = await handle.writev(chunks as Buffer[], 0);
-  if (bytesWritten === total) return;
+function writeAll(fd: number, chunks: readonly Buffer[], total: number): void {
+  let written = writevSync(fd, chunks as Buffer[], 0);
+  if (written === total) return;
   const whole = Buffer.concat(chunks as Buffer[]);
-  while (bytesWritten < total) {
-    const { bytesWritten: more } = await handle.write(
-      whole,
-      bytesWritten,
-      total - bytesWritten,
-      bytesWritten,
-    );
-    bytesWritten += more;
+  while (written < total) written += writeSync(fd, whole, written, total - written, written);
+}
+
+/** fsyncDir with the cheap calls of write() (see there). */
+async function fsyncDirFast(dir: string): Promise<void> {
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch (error) {
+    if (isCode(error, 'EISDIR') || isCode(error, 'EPERM')) return; // platforms that cannot open directories
+    throw error;
+  }
+  try {
+    await fsyncAsync(fd);
+  } catch (error) {
+    if (!isCode(error, 'EINVAL')) throw error; // filesystems that do not sync directories
+  } finally {
+    closeSync(fd);
   }
 }

@@ -191,6 +191,32 @@ describe('PackIndex', () => {
     );
   });
 
+  test('replace repoints the hashes of merged packs without a rebuild, and falls back to one', async () => {
+    const index = new PackIndex();
+    const a = items(50, 'ra');
+    const b = items(50, 'rb');
+    const c = items(5, 'rc');
+    index.add('a.pack', await layoutOf(a));
+    index.add('b.pack', await layoutOf(b));
+    index.add('c.pack', await layoutOf(c));
+    const merged = index.add('ab.pack', await layoutOf([...a, ...b]));
+    for (const { hash } of a) assert.equal(index.lookup(hash)?.pack.name, 'a.pack');
+    index.replace(['a.pack', 'b.pack'], [merged]);
+    for (const { hash } of [...a, ...b]) assert.equal(index.lookup(hash)?.pack.name, 'ab.pack');
+    assert.deepEqual(
+      index
+        .packs()
+        .map((pack) => pack.name)
+        .sort(),
+      ['ab.pack', 'c.pack'],
+    );
+    assert.equal(index.size, 105);
+    // c's blobs are not in the merge: replacing c means a rebuild that forgets them
+    index.replace(['c.pack'], [merged]);
+    for (const { hash } of c) assert.equal(index.lookup(hash), undefined);
+    assert.equal(index.size, 100);
+  });
+
   test('hashes that share their first 48 bits are told apart', async () => {
     const prefix = 'abcdef012345';
     const hashes = Array.from({ length: 5 }, (_, i) => `${prefix}${String(i).repeat(52)}`);

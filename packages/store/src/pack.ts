@@ -393,6 +393,49 @@ export class PackIndex {
     }
   }
 
+  /**
+   * Drops packs whose blobs are all held by `by` (a merge of them), repointing their hashes
+   * there without rebuilding the whole map; falls back to a rebuild when one is not.
+   */
+  replace(names: Iterable<string>, by: readonly LoadedPack[]): void {
+    const rebuild: string[] = [];
+    for (const name of names) {
+      const pack = this.#byName.get(name);
+      if (pack === undefined) continue;
+      const { layout } = pack;
+      let complete = true;
+      for (let entry = 0; entry < layout.entryCount && complete; entry++) {
+        const hash = layout.entries.subarray(entry * ENTRY_BYTES, entry * ENTRY_BYTES + 32);
+        const key = hash.readUIntBE(0, 6);
+        const from = pack.slot * MAX_PACK_ENTRIES + entry;
+        const value = this.#map.get(key);
+        if (value !== from && (value === undefined || value >= 0 || !this.#overflow.get(key)!.includes(from)))
+          continue; // the map points at another pack's copy
+        let to: number | undefined;
+        for (const other of by) {
+          const found = findInPack(other.layout, hash);
+          if (found >= 0) {
+            to = other.slot * MAX_PACK_ENTRIES + found;
+            break;
+          }
+        }
+        if (to === undefined) complete = false;
+        else if (value === from) this.#map.set(key, to);
+        else {
+          const list = this.#overflow.get(key)!;
+          list[list.indexOf(from)] = to;
+        }
+      }
+      if (!complete) {
+        rebuild.push(name);
+        continue;
+      }
+      this.#byName.delete(name);
+      this.#packs[pack.slot] = undefined;
+    }
+    this.remove(rebuild);
+  }
+
   lookup(hash: Buffer): PackLocation | undefined {
     const key = hash.readUIntBE(0, 6);
     const value = this.#map.get(key);
