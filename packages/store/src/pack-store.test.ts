@@ -467,7 +467,8 @@ describe('gc of packs', () => {
   }
 
   test('a pack of garbage is deleted, a young one kept, a mostly-live one kept as it is', async () => {
-    const { dir, store, hashes } = await oldPacks(3, 10, 'basic');
+    // (packMergeBytes 0: these small packs are not merged, see the next test)
+    const { dir, store, hashes } = await oldPacks(3, 10, 'basic', { packMergeBytes: 0 });
     const young = await store.putMany(batch('young', 4));
     // pack 0: all garbage; pack 1: 8 of 10 live; pack 2: all live
     const referenced = new Set([...hashes.slice(12, 20), ...hashes.slice(20, 30)]);
@@ -478,6 +479,41 @@ describe('gc of packs', () => {
     assert.equal(report.keptInPacks, 2);
     assert.equal((await packsOf(dir)).length, 3, 'pack 0 gone; 1, 2 and the young one stay');
     assert.deepEqual((await store.missing([...hashes, ...young])).sort(), hashes.slice(0, 10).sort());
+    assert.deepEqual(await readdir(join(dir, 'trash')), []);
+  });
+
+  test('old small packs are merged, leaving their garbage out; young ones and big ones are left alone', async () => {
+    // Written by processes that ended before merging their own small packs.
+    const { dir, blobs, hashes } = await oldPacks(12, 10, 'merge', { packMergeBytes: 0 });
+    const store = await openFsBlobStore(dir, { packMergeBytes: 40 * 1024 });
+    const oldNames = await packsOf(dir);
+    const oldMtime = Math.max(
+      ...(await Promise.all(oldNames.map(async (name) => (await stat(join(dir, 'packs', name))).mtimeMs))),
+    );
+    const young = await store.putMany(batch('merge-young', 3));
+    // 9 of 10 blobs of each old pack are live: too few garbage to rewrite one, but merged they go.
+    const garbage = new Set(hashes.filter((_, i) => i % 10 === 0));
+    const report = await store.gc((hash) => !garbage.has(hash) && !young.includes(hash));
+    assert.deepEqual(report.deleted, [...garbage].sort());
+    assert.equal(report.keptInGrace, 3);
+    assert.equal(report.keptInPacks, 0);
+    const packs = await packsOf(dir);
+    assert.ok(packs.length <= 4, `${packs.length} packs`);
+    for (const name of oldNames) assert.ok(!packs.includes(name), 'every old small pack was merged');
+    for (const name of packs) {
+      const info = await stat(join(dir, 'packs', name));
+      const parsed = parsePack(await readFile(join(dir, 'packs', name)));
+      assert.ok(typeof parsed !== 'string');
+      if (parsed.entryCount === 3) continue; // the young pack
+      assert.ok(info.mtimeMs <= oldMtime + 1, 'a merged pack keeps the newest mtime of its sources');
+    }
+    const reader = await openFsBlobStore(dir);
+    for (const [i, hash] of hashes.entries()) {
+      if (garbage.has(hash))
+        await assert.rejects(reader.get(hash), (error) => BlobNotFoundError.isInstance(error));
+      else assert.deepEqual(new Uint8Array(await reader.get(hash)), blobs[i]);
+    }
+    assert.deepEqual(await reader.missing(young), []);
     assert.deepEqual(await readdir(join(dir, 'trash')), []);
   });
 
@@ -552,8 +588,10 @@ describe('gc of packs', () => {
       // A third of the blobs are live, so that many packs are rewritten rather than deleted.
       const live = new Set(hashes.filter((_, i) => i % 3 === 0));
       const delay = () => new Promise<void>((resolve) => setTimeout(resolve, Math.random() * 3));
+      // Rounds 0 and 1: two thirds garbage is enough to rewrite a pack; round 2: it is not, so
+      // the (small) packs are merged instead.
       const store = await openFsBlobStore(dir, {
-        packRewriteFraction: 0.5,
+        packRewriteFraction: round < 2 ? 0.5 : 0.9,
         hooks: { beforeTrashPack: delay, afterTrashPack: delay },
       });
       const asked: BlobHash[] = [];

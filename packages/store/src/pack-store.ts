@@ -85,6 +85,15 @@ export interface PackStoreOptions {
   mergeBytes: number;
 }
 
+/** An old small pack gc may merge with others. */
+interface MergeCandidate {
+  pack: LoadedPack;
+  before: Stats;
+  live: number[];
+  garbage: number[];
+  raw: number;
+}
+
 /** A small pack this instance wrote, kept in memory until it is merged with the next ones. */
 interface RecentPack {
   pack: LoadedPack;
@@ -567,6 +576,7 @@ export class PackStore {
   async gc(cutoff: number, tally: GcTally, hooks: PackGcHooks): Promise<void> {
     await this.scan(true);
     const removed: string[] = [];
+    const small: MergeCandidate[] = [];
     for (const pack of this.index.packs()) {
       const path = this.pathOf(pack);
       const before = await statIfExists(path);
@@ -594,13 +604,19 @@ export class PackStore {
           garbageBytes += size;
         }
       }
+      const mostlyLive = garbageBytes < totalBytes * this.#options.rewriteFraction;
+      // An old small pack that would stay as it is: merged with others below (left by processes
+      // that ended before merging their own).
+      if (!inGrace && live.length > 0 && mostlyLive && totalBytes < this.#options.mergeBytes / 2) {
+        small.push({ pack, before, live, garbage, raw: totalBytes });
+        continue;
+      }
       if (garbage.length === 0) continue;
-      const garbageHashes = garbage.map((entry): BlobHash => `sha256:${entryHex(layout, entry)}`);
       const keep = (flag: number): void => {
         for (const entry of garbage) tally.mark(entryHex(layout, entry), flag);
       };
       if (live.length > 0) {
-        if (garbageBytes < totalBytes * this.#options.rewriteFraction) {
+        if (mostlyLive) {
           keep(GcTally.KEPT_IN_PACK);
           continue;
         }
@@ -611,29 +627,121 @@ export class PackStore {
         }
         await this.write(items);
       }
-      await hooks.beforeTrashPack?.(pack.name, garbageHashes);
-      const trashed = join(this.#trashDir, `${pack.name}.${uniqueSuffix()}`);
-      try {
-        await rename(path, trashed);
-      } catch (error) {
-        if (isCode(error, 'ENOENT')) continue; // another gc got there first
-        throw error;
-      }
-      await hooks.afterTrashPack?.(pack.name, garbageHashes);
-      const after = await statIfExists(trashed);
-      if (after === undefined) continue; // another process's open() put it back
-      if (after.mtimeMs !== before.mtimeMs || after.mtimeMs >= cutoff) {
-        await this.#restore(trashed, path);
-        keep(GcTally.GRACE);
-        continue;
-      }
-      await unlink(trashed).catch(ignoreCode('ENOENT'));
+      const outcome = await this.#trashPack(pack, before.mtimeMs, cutoff, garbage, hooks);
+      if (outcome === 'kept') keep(GcTally.GRACE);
+      if (outcome !== 'removed') continue;
       removed.push(pack.name);
-      for (const entry of garbage) tally.mark(entryHex(layout, entry), GcTally.REMOVED);
+      keep(GcTally.REMOVED);
     }
-    this.index.remove(removed); // one rebuild of the map for all of them
+    const merged = await this.#mergeOld(small, cutoff, tally, hooks, removed);
+    this.index.replace(removed, merged); // one pass over the map for all of them
     this.#stamp = undefined;
     this.clearCache();
+  }
+
+  /**
+   * Merges old small packs (in name order, i.e. about the order they were written) into packs of
+   * about `mergeBytes`, leaving out their garbage. The merged pack gets the newest mtime of its
+   * sources, so that nothing gains or loses grace time; each source then goes through the trash
+   * protocol (and stays, as a duplicate, if a put refreshed it meanwhile).
+   */
+  async #mergeOld(
+    small: MergeCandidate[],
+    cutoff: number,
+    tally: GcTally,
+    hooks: PackGcHooks,
+    removed: string[],
+  ): Promise<LoadedPack[]> {
+    const keep = (candidate: MergeCandidate, flag: number): void => {
+      for (const entry of candidate.garbage) tally.mark(entryHex(candidate.pack.layout, entry), flag);
+    };
+    small.sort((a, b) => (a.pack.name < b.pack.name ? -1 : 1));
+    const groups: MergeCandidate[][] = [];
+    let group: MergeCandidate[] = [];
+    let bytes = 0;
+    for (const candidate of small) {
+      group.push(candidate);
+      bytes += candidate.raw;
+      if (bytes >= this.#options.mergeBytes) {
+        groups.push(group);
+        group = [];
+        bytes = 0;
+      }
+    }
+    groups.push(group);
+    const written: LoadedPack[] = [];
+    for (const members of groups) {
+      const items: PackItem[] = [];
+      let readable = members.length > 1;
+      for (const { pack, live } of members) {
+        if (!readable) break;
+        const read = await this.#readEntries(pack, live);
+        if (read === undefined) readable = false;
+        else items.push(...read);
+      }
+      if (!readable) {
+        for (const candidate of members) keep(candidate, GcTally.KEPT_IN_PACK);
+        continue;
+      }
+      const seen = new Set<string>();
+      const distinct = items.filter((item) => {
+        const hex = item.hash.toString('hex');
+        if (seen.has(hex)) return false;
+        seen.add(hex);
+        return true;
+      });
+      const newest = Math.max(...members.map((candidate) => candidate.before.mtimeMs));
+      written.push(...(await this.write(distinct, new Date(newest))));
+      for (const candidate of members) {
+        const outcome = await this.#trashPack(
+          candidate.pack,
+          candidate.before.mtimeMs,
+          cutoff,
+          candidate.garbage,
+          hooks,
+        );
+        if (outcome === 'removed') {
+          removed.push(candidate.pack.name);
+          keep(candidate, GcTally.REMOVED);
+        } else if (outcome === 'kept') {
+          keep(candidate, GcTally.GRACE);
+        }
+      }
+    }
+    return written;
+  }
+
+  /**
+   * Removes a pack unless a put refreshed it: renamed into trash/, then its mtime looked at again
+   * (a put before the rename shows there, and the pack is put back; a put after it finds no pack
+   * and writes its blob anew).
+   */
+  async #trashPack(
+    pack: LoadedPack,
+    mtimeMs: number,
+    cutoff: number,
+    garbage: readonly number[],
+    hooks: PackGcHooks,
+  ): Promise<'removed' | 'kept' | 'gone'> {
+    const path = this.pathOf(pack);
+    const garbageHashes = garbage.map((entry): BlobHash => `sha256:${entryHex(pack.layout, entry)}`);
+    await hooks.beforeTrashPack?.(pack.name, garbageHashes);
+    const trashed = join(this.#trashDir, `${pack.name}.${uniqueSuffix()}`);
+    try {
+      await rename(path, trashed);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return 'gone'; // another gc got there first
+      throw error;
+    }
+    await hooks.afterTrashPack?.(pack.name, garbageHashes);
+    const after = await statIfExists(trashed);
+    if (after === undefined) return 'gone'; // another process's open() put it back
+    if (after.mtimeMs !== mtimeMs || after.mtimeMs >= cutoff) {
+      await this.#restore(trashed, path);
+      return 'kept';
+    }
+    await unlink(trashed).catch(ignoreCode('ENOENT'));
+    return 'removed';
   }
 
   /** The verified blobs of some entries of a pack, or undefined when one of them fails. */
