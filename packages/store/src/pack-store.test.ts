@@ -356,8 +356,10 @@ describe('crash safety', () => {
       const report = await reopened.verify();
       assert.deepEqual(report.corrupt, []);
       assert.deepEqual(report.damagedPacks, []);
-      // The killed writer's temp files are gone (it is dead).
+      // The killed writer's temp files are gone (it is dead), and so is anything a merge it was
+      // in the middle of left in trash/ (put back: at worst a duplicate).
       assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+      assert.deepEqual(await readdir(join(dir, 'trash')), []);
       assert.deepEqual(await reopened.missing([...acknowledged]), []);
     }
   });
