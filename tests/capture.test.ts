@@ -377,7 +377,8 @@ function blobBytesOnDisk(dir: string): { bytes: number; count: number } {
       }
     }
   };
-  walk(join(dir, 'blobs', 'sha256'));
+  // Everything under blobs/: loose files (sha256/) and packs (packs/) alike.
+  walk(join(dir, 'blobs'));
   return { bytes, count };
 }
 
@@ -411,93 +412,110 @@ function prose(seed: number, length: number): string {
 }
 
 describe('payload dedup: a conversation resent on every call is stored once', () => {
-  it('a 200-turn tool-using conversation stores at most 2x the bytes of its distinct messages', async () => {
-    const dir = tempDir();
-    const r = recorder({ store: dir });
-    type ChatMessage = {
-      role: 'system' | 'user' | 'assistant' | 'tool';
-      content: string;
-      tool_call_id?: string;
-    };
-    const model = r.model(
-      'openai.chat.completions',
-      async (body: { model: string; messages: ChatMessage[] }) => {
-        await sleep(0);
-        const turn = body.messages.length;
-        return { role: 'assistant' as const, content: prose(turn, 400 + ((turn * 37) % 900)) };
-      },
-      {
-        request: (body) => ({
-          provider: 'openai',
-          model: body.model,
-          messages: body.messages.map((m) =>
+  for (const { title, replyLength, toolOutputLength } of [
+    {
+      title: 'a 200-turn tool-using conversation',
+      replyLength: (turn: number) => 400 + ((turn * 37) % 900),
+      toolOutputLength: (turn: number): number | undefined => 3000 + ((turn * 131) % 4000),
+    },
+    {
+      title: 'a 200-turn chat of short (~600 B) messages',
+      replyLength: (turn: number) => 450 + ((turn * 37) % 300),
+      toolOutputLength: (): number | undefined => undefined,
+    },
+  ])
+    it(`${title} stores at most 2x the bytes of its distinct messages`, async () => {
+      const dir = tempDir();
+      const r = recorder({ store: dir });
+      type ChatMessage = {
+        role: 'system' | 'user' | 'assistant' | 'tool';
+        content: string;
+        tool_call_id?: string;
+      };
+      const model = r.model(
+        'openai.chat.completions',
+        async (body: { model: string; messages: ChatMessage[] }) => {
+          await sleep(0);
+          const turn = body.messages.length;
+          return { role: 'assistant' as const, content: prose(turn, replyLength(turn)) };
+        },
+        {
+          request: (body) => ({
+            provider: 'openai',
+            model: body.model,
+            messages: body.messages.map((m) =>
+              m.tool_call_id === undefined
+                ? { role: m.role, content: m.content }
+                : { role: m.role, content: m.content, toolCallId: m.tool_call_id },
+            ),
+            params: { temperature: 0 },
+            raw: body as never,
+          }),
+          response: (message) => ({ model: 'gpt-4o', message, finishReason: 'stop', usage: {} }),
+        },
+      );
+      const search = r.tool('search_orders', async (turn: number) =>
+        prose(10_000 + turn, toolOutputLength(turn) ?? 0),
+      );
+      const TURNS = 200;
+      const messages = await r.agent('long-chat', async () => {
+        const conversation: ChatMessage[] = [{ role: 'system', content: prose(0, 3000) }];
+        conversation.push({ role: 'user', content: prose(1, 300) });
+        for (let turn = 0; turn < TURNS; turn++) {
+          const reply = await model({ model: 'gpt-4o', messages: conversation });
+          conversation.push(reply);
+          if (toolOutputLength(turn) === undefined)
+            conversation.push({ role: 'user', content: prose(20_000 + turn, 600) });
+          else conversation.push({ role: 'tool', tool_call_id: `call-${turn}`, content: await search(turn) });
+        }
+        return conversation;
+      })();
+      const shut = await r.shutdown({ timeoutMs: 60_000 });
+      assert.equal(shut.dropped, 0);
+      assert.equal(shut.pending, 0);
+
+      const distinct = new Set(
+        messages.map((m) =>
+          canonicalJson(
             m.tool_call_id === undefined
-              ? { role: m.role, content: m.content }
+              ? m
               : { role: m.role, content: m.content, toolCallId: m.tool_call_id },
           ),
-          params: { temperature: 0 },
-          raw: body as never,
-        }),
-        response: (message) => ({ model: 'gpt-4o', message, finishReason: 'stop', usage: {} }),
-      },
-    );
-    const search = r.tool('search_orders', async (turn: number) =>
-      prose(10_000 + turn, 3000 + ((turn * 131) % 4000)),
-    );
-    const TURNS = 200;
-    const messages = await r.agent('long-chat', async () => {
-      const conversation: ChatMessage[] = [{ role: 'system', content: prose(0, 3000) }];
-      conversation.push({ role: 'user', content: prose(1, 300) });
-      for (let turn = 0; turn < TURNS; turn++) {
-        const reply = await model({ model: 'gpt-4o', messages: conversation });
-        conversation.push(reply);
-        conversation.push({ role: 'tool', tool_call_id: `call-${turn}`, content: await search(turn) });
-      }
-      return conversation;
-    })();
-    const shut = await r.shutdown({ timeoutMs: 60_000 });
-    assert.equal(shut.dropped, 0);
-    assert.equal(shut.pending, 0);
-
-    const distinct = new Set(
-      messages.map((m) =>
-        canonicalJson(
-          m.tool_call_id === undefined ? m : { role: m.role, content: m.content, toolCallId: m.tool_call_id },
         ),
-      ),
-    );
-    const distinctBytes = [...distinct].reduce((sum, text) => sum + Buffer.byteLength(text), 0);
-    const naiveBytes = Array.from({ length: TURNS }, (_, turn) =>
-      messages.slice(0, 2 + 2 * turn).reduce((sum, m) => sum + Buffer.byteLength(canonicalJson(m)), 0),
-    ).reduce((a, b) => a + b, 0);
-    const stored = blobBytesOnDisk(dir);
-    const ratio = stored.bytes / distinctBytes;
-    console.log(
-      `# 200 turns: ${distinct.size} distinct messages, ${distinctBytes} bytes; blobs on disk ${stored.bytes} bytes in ${stored.count} files (${ratio.toFixed(2)}x); unsplit requests would be ${naiveBytes} bytes`,
-    );
-    assert.ok(
-      ratio <= 2,
-      `stored ${stored.bytes} bytes for ${distinctBytes} bytes of distinct messages (${ratio.toFixed(2)}x)`,
-    );
-    assert.ok(stored.bytes * 20 < naiveBytes, 'far below what whole requests would take');
+      );
+      const distinctBytes = [...distinct].reduce((sum, text) => sum + Buffer.byteLength(text), 0);
+      const naiveBytes = Array.from({ length: TURNS }, (_, turn) =>
+        messages.slice(0, 2 + 2 * turn).reduce((sum, m) => sum + Buffer.byteLength(canonicalJson(m)), 0),
+      ).reduce((a, b) => a + b, 0);
+      const stored = blobBytesOnDisk(dir);
+      const ratio = stored.bytes / distinctBytes;
+      console.log(
+        `# 200 turns: ${distinct.size} distinct messages, ${distinctBytes} bytes; blobs on disk ${stored.bytes} bytes in ${stored.count} files (${ratio.toFixed(2)}x); unsplit requests would be ${naiveBytes} bytes`,
+      );
+      assert.ok(stored.bytes > 0 && stored.count > 0, 'the blobs were found on disk');
+      assert.ok(
+        ratio <= 2,
+        `stored ${stored.bytes} bytes for ${distinctBytes} bytes of distinct messages (${ratio.toFixed(2)}x)`,
+      );
+      assert.ok(stored.bytes * 20 < naiveBytes, 'far below what whole requests would take');
 
-    // and every request still reads back whole
-    const store = await openStore(dir);
-    try {
-      const runs = await store.listRuns();
-      const timeline = await store.readTimeline(runs.items[0]!.id, { limit: 10_000 });
-      const last = timeline.items.filter((step) => step.kind === 'model').at(-1)!;
-      const request = (await readPayload(store.blobs, last.request)) as {
-        messages: unknown[];
-        raw: { messages: unknown[] };
-      };
-      assert.equal(request.messages.length, 2 + 2 * (TURNS - 1));
-      assert.equal(request.raw.messages.length, request.messages.length);
-      assert.ok((last.request.parts?.length ?? 0) > TURNS, 'the request lists its parts');
-    } finally {
-      await store.close();
-    }
-  });
+      // and every request still reads back whole
+      const store = await openStore(dir);
+      try {
+        const runs = await store.listRuns();
+        const timeline = await store.readTimeline(runs.items[0]!.id, { limit: 10_000 });
+        const last = timeline.items.filter((step) => step.kind === 'model').at(-1)!;
+        const request = (await readPayload(store.blobs, last.request)) as {
+          messages: unknown[];
+          raw: { messages: unknown[] };
+        };
+        assert.equal(request.messages.length, 2 + 2 * (TURNS - 1));
+        assert.equal(request.raw.messages.length, request.messages.length);
+        assert.ok((last.request.parts?.length ?? 0) > TURNS, 'the request lists its parts');
+      } finally {
+        await store.close();
+      }
+    });
 });
 
 // ---------------------------------------------------------------------------------------------
