@@ -4,6 +4,7 @@
 // below `generateText`/`streamText` and above the provider's HTTP call.
 import type { ContentPart, Message, ModelRequest, ModelResponse, ToolDefinition } from '@rewind/schema';
 import {
+  asArray,
   fromJsonBytes,
   isJsonBytes,
   isRecord,
@@ -25,7 +26,6 @@ import {
 } from './shared/normalize.ts';
 
 type Rec = Record<string, unknown>;
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 /** What the middleware knows about the model it wraps. */
 export interface ModelInfo {

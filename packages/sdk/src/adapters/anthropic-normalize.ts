@@ -1,7 +1,7 @@
 // Pure normalizers for `@anthropic-ai/sdk` messages: request, response (whole or streamed), and
 // the reverse direction for replay.
 import type { ContentPart, Message, ModelRequest, ModelResponse, ToolDefinition } from '@rewind/schema';
-import { isRecord, type Json, type JsonObject, records, toJsonSafe } from './shared/json.ts';
+import { asArray, isRecord, type Json, type JsonObject, records, toJsonSafe } from './shared/json.ts';
 import {
   collapseParts,
   contentPart,
@@ -17,7 +17,6 @@ import {
 } from './shared/normalize.ts';
 
 type Rec = Record<string, unknown>;
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 const PARAMS = {
   typed: {

@@ -11,7 +11,14 @@ import type {
   RetrieverResponse,
   ToolDefinition,
 } from '@rewind/schema';
-import { isRecord, type Json, type JsonObject, parseJsonArguments, toJsonSafe } from './shared/json.ts';
+import {
+  asArray,
+  isRecord,
+  type Json,
+  type JsonObject,
+  parseJsonArguments,
+  toJsonSafe,
+} from './shared/json.ts';
 import {
   collapseParts,
   contentPart,
@@ -26,7 +33,6 @@ import {
 } from './shared/normalize.ts';
 
 type Rec = Record<string, unknown>;
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 /** A message's fields and LangChain type (`human`, `ai`, `system`, `tool`, …), live or serialized. */
 export function messageFields(message: unknown): { type: string; fields: Rec } {

@@ -3,6 +3,8 @@
 // turns a recorded raw response back into what the client would have returned, for replay.
 import type { ContentPart, Message, ModelRequest, ModelResponse, ToolDefinition } from '@rewind/schema';
 import {
+  asArray,
+  asString,
   isRecord,
   type Json,
   type JsonObject,
@@ -26,9 +28,6 @@ import {
 } from './shared/normalize.ts';
 
 type Rec = Record<string, unknown>;
-
-const asArray = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
-const asString = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
 
 // ---------------------------------------------------------------------------------------------
 // Chat completions

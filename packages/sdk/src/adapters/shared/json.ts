@@ -142,6 +142,15 @@ export function parseJsonArguments(value: unknown): Json {
   }
 }
 
+/** The value when it is an array, else an empty one: provider bodies are read defensively. */
+export function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
