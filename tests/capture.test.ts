@@ -3,19 +3,17 @@
 // acceptance checks of the SDK issue: stable call keys under concurrency, payload dedup over a
 // 200-turn conversation, a failing store leaving the agent alone, and flush/shutdown deadlines.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { canonicalJson, type Message, type RunFinished, type StepStarted } from '@rewind/schema';
 import { currentRunId, Recorder, type RecorderOptions, type RewindCaptureError } from '@rewind/sdk';
 import { openStore, readPayload } from '@rewind/store';
 import { fullDiskStore, hangingStore } from '../packages/sdk/src/testing.ts';
+import { runRewind as rewind } from './rewind-cli.ts';
 
-const BIN = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url));
 const scratch: string[] = [];
 after(() => {
   for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
@@ -29,21 +27,6 @@ function tempDir(): string {
 
 function recorder(options: RecorderOptions): Recorder {
   return new Recorder({ cwd: tempDir(), env: {}, ...options });
-}
-
-function rewind(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env))
-    if (value !== undefined && !key.startsWith('REWIND_')) env[key] = value;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,27 +1,18 @@
 // End to end through the real `rewind` binary: spawns `process.execPath` (Node 24) with
 // packages/cli/src/bin.ts in a temporary working directory, exactly as `npx rewind` runs it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { main, TraceBuilder } from '@rewind/cli';
 import { blobHashHex } from '@rewind/schema';
 import { openStore } from '@rewind/store';
 import pg from 'pg';
+import { runRewind as rewind } from './rewind-cli.ts';
 
 const POSTGRES_URL = process.env.REWIND_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-const BIN = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 const scratch: string[] = [];
 after(() => {
@@ -32,28 +23,6 @@ function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'rewind-cli-'));
   scratch.push(dir);
   return dir;
-}
-
-/** Runs the binary; the environment is the test's minus every REWIND_* and NO_COLOR, plus `env`. */
-function rewind(args: string[], options: { cwd: string; env?: Record<string, string> }): Promise<Result> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (value !== undefined && !key.startsWith('REWIND_') && key !== 'NO_COLOR') env[key] = value;
-  }
-  Object.assign(env, options.env);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: options.cwd,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 function oneLine(stderr: string): void {

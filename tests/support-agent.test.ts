@@ -4,19 +4,17 @@
 // delays, a tool that throws and is caught, a nested sub-agent, and a streamed final answer.
 // The real `rewind show --json` must show it right, and 20 runs must give the same call keys.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { currentRunId, Recorder } from '@rewind/sdk';
 import { wrapOpenAI } from '@rewind/sdk/openai';
 import { type ScriptedProvider, startScriptedProvider } from '@rewind/testkit';
 import OpenAI from 'openai';
+import { runRewind as rewind } from './rewind-cli.ts';
 
-const BIN = fileURLToPath(new URL('../packages/cli/src/bin.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'rewind-support-agent-'));
 let provider: ScriptedProvider;
 
@@ -123,18 +121,6 @@ function supportAgent(recorder: Recorder) {
       escalation = `not escalated: ${(error as Error).message}`;
     }
     return { answer: await polish(draft), escalation, runId: currentRunId() };
-  });
-}
-
-function rewind(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
