@@ -7,11 +7,12 @@ import { join, relative } from 'node:path';
 const ALLOWED: Record<string, string[]> = {
   schema: [],
   store: ['schema'],
-  sdk: ['schema', 'store'],
+  redact: ['schema'],
+  sdk: ['schema', 'store', 'redact'],
   diff: ['schema'],
   testkit: ['schema'],
-  server: ['schema', 'store', 'diff', 'sdk'],
-  cli: ['schema', 'store', 'diff', 'sdk', 'server'],
+  server: ['schema', 'store', 'diff', 'sdk', 'redact'],
+  cli: ['schema', 'store', 'diff', 'sdk', 'server', 'redact'],
   web: [],
 };
 

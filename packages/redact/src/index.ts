@@ -1,0 +1,2 @@
+// Redaction (docs/redaction.md). Filled in by issue 5.
+export {};
