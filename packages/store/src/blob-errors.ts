@@ -75,3 +75,19 @@ export class InvalidBlobHashError extends RewindError {
     return RewindError.isInstance(value) && value.code === 'invalid_blob_hash';
   }
 }
+
+export class InvalidBlobLocationError extends RewindError {
+  override readonly name = 'InvalidBlobLocationError';
+  /** The location as given. */
+  readonly location: string;
+  constructor(location: string, problem: string) {
+    super(
+      'invalid_blob_location',
+      `${JSON.stringify(location)} is not a usable blob location: ${problem}; use a directory or s3://<bucket>/<prefix> (e.g. s3://rewind-blobs/prod)`,
+    );
+    this.location = location;
+  }
+  static override isInstance(value: unknown): value is InvalidBlobLocationError {
+    return RewindError.isInstance(value) && value.code === 'invalid_blob_location';
+  }
+}
