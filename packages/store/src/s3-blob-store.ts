@@ -54,7 +54,9 @@ export interface S3Location {
   prefix: string;
 }
 
-const S3_URL = /^s3:\/\//i;
+// Anything starting with `s3:` is meant as S3 (`s3:/bucket`, `s3:bucket` are typos, reported by
+// parseS3Location rather than taken for a directory named `s3:`).
+const S3_URL = /^s3:/i;
 // S3's bucket naming rules (general purpose buckets): 3–63 characters, lowercase letters,
 // digits, dots and hyphens, beginning and ending with a letter or digit.
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -68,7 +70,8 @@ export function isS3Location(location: string): boolean {
 
 /** Parses `s3://bucket/prefix`; InvalidBlobLocationError says what is wrong with a malformed one. */
 export function parseS3Location(location: string): S3Location {
-  if (!isS3Location(location)) throw new InvalidBlobLocationError(location, 'it does not start with s3://');
+  if (!/^s3:\/\//i.test(location))
+    throw new InvalidBlobLocationError(location, 'it does not start with s3://');
   const rest = location.slice('s3://'.length);
   const slash = rest.indexOf('/');
   const bucket = slash === -1 ? rest : rest.slice(0, slash);
@@ -79,7 +82,10 @@ export function parseS3Location(location: string): S3Location {
       location,
       `"${bucket}" is not a valid bucket name (3–63 characters: lowercase letters, digits, dots and hyphens, beginning and ending with a letter or digit)`,
     );
-  if (/[?#]/.test(prefix) || prefix.split('/').some((part) => part === '' || part === '.' || part === '..'))
+  if (
+    prefix !== '' &&
+    (/[?#]/.test(prefix) || prefix.split('/').some((part) => part === '' || part === '.' || part === '..'))
+  )
     throw new InvalidBlobLocationError(
       location,
       `"${prefix}" is not a usable key prefix (no empty, "." or ".." segments, no "?" or "#")`,
