@@ -58,6 +58,8 @@ interface Prepared {
 /** Tries per trace when a concurrent request for the same trace took the seqs this one chose. */
 const MAX_ATTEMPTS = 5;
 const TIMELINE_PAGE = 10_000;
+/** Run attribute naming the span that gave the run its start (see runSpanOf). */
+const ROOT_SPAN_ATTRIBUTE = 'otel.root_span_id';
 
 /** Per store, the traces being ingested right now: one at a time per trace within a process. */
 const inFlight = new WeakMap<Store, Map<string, Promise<unknown>>>();
@@ -155,7 +157,7 @@ async function ingestTrace(
 
   for (let attempt = 1; ; attempt++) {
     const stored = await storedSteps(store, runId);
-    const { events, owners } = buildEvents(runId, prepared, stored);
+    const { events, owners } = buildEvents(runId, prepared, stored, await runSpanOf(store, runId, prepared));
     const outcome = await store.append(events);
     const bySpan = new Map<string, AppendOutcome[]>();
     for (const [index, event] of outcome.outcomes.entries()) {
@@ -250,10 +252,37 @@ async function storedSteps(store: Store, runId: string): Promise<Map<string, Sto
   }
 }
 
+/**
+ * The span that gives the run its start, input, output and status: the one recorded when the
+ * run started, else this request's earliest root span. A trace with several root spans (a
+ * partial trace, or one whose instrumentation lost a parent) keeps the first as the run's; the
+ * others are only steps.
+ */
+async function runSpanOf(
+  store: Store,
+  runId: string,
+  prepared: readonly Prepared[],
+): Promise<string | undefined> {
+  const run = await store.getRun(runId);
+  if (run !== undefined && run.startedAt !== null) {
+    const recorded = run.attributes[ROOT_SPAN_ATTRIBUTE];
+    return typeof recorded === 'string' ? recorded : undefined;
+  }
+  const roots = prepared
+    .filter((item) => item.span.parentSpanId === undefined)
+    .sort(
+      (a, b) =>
+        compareBigint(a.span.startTimeUnixNano, b.span.startTimeUnixNano) ||
+        (a.span.spanId < b.span.spanId ? -1 : 1),
+    );
+  return roots[0]?.span.spanId;
+}
+
 function buildEvents(
   runId: string,
   prepared: readonly Prepared[],
   stored: ReadonlyMap<string, StoredStep>,
+  runSpanId: string | undefined,
 ): { events: RewindEvent[]; owners: string[] } {
   const inRequest = new Map(prepared.map((item) => [item.span.spanId, item]));
   // Parents first at equal start times (a parent starts no later than its child), then by id.
@@ -328,7 +357,8 @@ function buildEvents(
     const seq = existing?.seq ?? seqOf.get(span.spanId)!;
     const callKey = existing?.callKey ?? callKeyOf(span.spanId, new Set());
     const base = { schemaVersion: SCHEMA_VERSION, runId } as const;
-    if (span.parentSpanId === undefined) {
+    const isRun = span.spanId === runSpanId;
+    if (isRun) {
       push(span.spanId, {
         ...base,
         type: 'run.started',
@@ -377,7 +407,7 @@ function buildEvents(
         ...(item.response === undefined ? {} : { response: item.response }),
       });
     else push(span.spanId, { ...finished, status: 'ok', response: item.response! });
-    if (span.parentSpanId === undefined) {
+    if (isRun) {
       const runFinished = {
         ...base,
         type: 'run.finished' as const,
@@ -396,7 +426,11 @@ function buildEvents(
 }
 
 function runAttributes(span: OtlpSpan): Record<string, string> {
-  const attributes: Record<string, string> = { 'rewind.source': 'otlp', 'otel.trace_id': span.traceId };
+  const attributes: Record<string, string> = {
+    'rewind.source': 'otlp',
+    'otel.trace_id': span.traceId,
+    [ROOT_SPAN_ATTRIBUTE]: span.spanId,
+  };
   for (const key of [
     'service.name',
     'service.version',
