@@ -21,12 +21,12 @@ export class BlobNotFoundError extends RewindError {
 export class BlobCorruptError extends RewindError {
   override readonly name = 'BlobCorruptError';
   readonly hash: BlobHash;
-  /** The file whose content failed verification. */
+  /** The file (or s3:// object) whose content failed verification. */
   readonly path: string;
   constructor(hash: BlobHash, path: string, reason: string, options?: { cause?: unknown }) {
     super(
       'blob_corrupt',
-      `blob ${hash} is corrupt on disk (${reason}) at ${path}; run \`rewind verify\` to find every damaged blob, then delete them and re-upload from the source or restore them from a backup`,
+      `blob ${hash} is corrupt in storage (${reason}) at ${path}; run \`rewind verify\` to find every damaged blob, then delete them and re-upload from the source or restore them from a backup`,
       options,
     );
     this.hash = hash;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,10 +9,12 @@ import { fileURLToPath } from 'node:url';
 import { zstdCompressSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type BlobHash, blobHashOf } from '@rewind/schema';
+import pg from 'pg';
 import { InvalidBlobLocationError } from './blob-errors.ts';
 import { resolveStoreConfig } from './config.ts';
 import { jsonishBlob, runBlobStoreContract } from './contract/blob-contract.ts';
 import { openStore } from './open.ts';
+import { PostgresStore } from './postgres/postgres-store.ts';
 import { isS3Location, openS3BlobStore, parseS3Location, S3BlobStore } from './s3-blob-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import { StoreUnavailableError } from './store-errors.ts';
@@ -198,6 +201,26 @@ describe('openStore and the store configuration with s3:// blobs', () => {
       assert.ok((await readObject('rewind-open', `blobs/sha256/${hash.slice(7)}`)).length > 0);
     } finally {
       await store.close();
+    }
+  });
+
+  test('openStore(postgres://…, {blobs: "s3://…"}) keeps metadata in PostgreSQL and blobs in the bucket', async () => {
+    const url = process.env.REWIND_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `rewind_test_s3_${randomBytes(4).toString('hex')}`;
+    try {
+      const store = await openStore(url, { blobs: 's3://rewind-open/scale-out', schema, env: server.env });
+      try {
+        assert.ok(store instanceof PostgresStore);
+        assert.ok(store.blobs instanceof S3BlobStore);
+        const hash = await store.blobs.put(jsonishBlob('postgres', 900));
+        assert.ok((await readObject('rewind-open', `scale-out/sha256/${hash.slice(7)}`)).length > 0);
+      } finally {
+        await store.close();
+      }
+    } finally {
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end());
     }
   });
 

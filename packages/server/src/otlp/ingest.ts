@@ -25,7 +25,7 @@ import { type OtlpRejection, type OtlpSpan, parseOtlpTraces } from './parse.ts';
 // request.
 
 export interface OtlpIngestResult {
-  /** Spans in the request (well-formed or not). */
+  /** Span entries in the request (well-formed or not). */
   spans: number;
   /** Spans whose events were stored by this request. */
   accepted: number;
@@ -73,7 +73,7 @@ const inFlight = new WeakMap<Store, Map<string, Promise<unknown>>>();
 export async function ingestOtlp(store: Store, body: unknown): Promise<OtlpIngestResult> {
   const parsed = parseOtlpTraces(body);
   const result: OtlpIngestResult = {
-    spans: parsed.spans.length + parsed.rejected.filter((r) => r.spanId !== null).length,
+    spans: parsed.total,
     accepted: 0,
     duplicates: 0,
     rejected: [...parsed.rejected],

@@ -39,6 +39,8 @@ export interface OtlpRejection {
 }
 
 export interface ParsedOtlp {
+  /** Span entries found in the body, well-formed or not. */
+  total: number;
   spans: OtlpSpan[];
   rejected: OtlpRejection[];
 }
@@ -59,14 +61,16 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 export function parseOtlpTraces(body: unknown): ParsedOtlp {
   const spans: OtlpSpan[] = [];
   const rejected: OtlpRejection[] = [];
+  let total = 0;
   const whole = (reason: string): ParsedOtlp => ({
+    total,
     spans,
     rejected: [...rejected, { traceId: null, spanId: null, reason }],
   });
   if (!isRecord(body))
     return whole('the body must be a JSON object (an OTLP ExportTraceServiceRequest with "resourceSpans")');
   const resourceSpans = body.resourceSpans ?? body.resource_spans;
-  if (resourceSpans === undefined) return { spans, rejected };
+  if (resourceSpans === undefined) return { total, spans, rejected };
   if (!Array.isArray(resourceSpans)) return whole('"resourceSpans" must be an array');
   for (const [r, group] of resourceSpans.entries()) {
     const where = `resourceSpans[${r}]`;
@@ -104,6 +108,7 @@ export function parseOtlpTraces(body: unknown): ParsedOtlp {
         version: typeof scopeRecord.version === 'string' ? scopeRecord.version : '',
       };
       for (const [i, raw] of ((scopeGroup.spans as unknown[] | undefined) ?? []).entries()) {
+        total++;
         const spanWhere = `${scopeWhere}.spans[${i}]`;
         const ids = readableIds(raw);
         try {
@@ -115,7 +120,7 @@ export function parseOtlpTraces(body: unknown): ParsedOtlp {
       }
     }
   }
-  return { spans, rejected };
+  return { total, spans, rejected };
 }
 
 function parseSpan(
