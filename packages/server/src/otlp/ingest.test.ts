@@ -713,6 +713,43 @@ describe('malformed OTLP input', () => {
 });
 
 describe('concurrency', () => {
+  test('a request whose seqs another writer took between its read and its append renumbers, losing nothing', async () => {
+    const dir = join(scratch, 'racing');
+    const [mine, other] = [await freshStore(dir), await freshStore(dir)];
+    const bodies = await genAiAgentTrace('simple');
+    let interfered = false;
+    // The real store, except that another process's request lands right before its first append.
+    const racing: Store = {
+      location: mine.location,
+      blobs: mine.blobs,
+      async append(events) {
+        if (!interfered) {
+          interfered = true;
+          assert.equal((await ingestOtlp(other, bodies[1])).accepted, 1);
+        }
+        return mine.append(events);
+      },
+      listRuns: (query) => mine.listRuns(query),
+      getRun: (runId) => mine.getRun(runId),
+      readTimeline: (runId, query) => mine.readTimeline(runId, query),
+      getStep: (runId, seq) => mine.getStep(runId, seq),
+      readEvents: (runId) => mine.readEvents(runId),
+      referencedBlobs: () => mine.referencedBlobs(),
+      close: () => mine.close(),
+    };
+    const result = await ingestOtlp(racing, bodies[0]);
+    assert.ok(interfered);
+    assert.deepEqual([result.accepted, result.rejected], [1, []]);
+    const steps = await timeline(mine, traceIdOf(bodies));
+    assert.deepEqual(
+      steps.map((step) => [step.seq, step.stepId]),
+      [
+        [1, firstSpanOf(bodies[1]).spanId],
+        [2, firstSpanOf(bodies[0]).spanId],
+      ],
+    );
+  });
+
   test('requests for one trace ingested at once, through two store instances, get distinct seqs', async () => {
     const dir = join(scratch, 'shared');
     const [a, b] = [await freshStore(dir), await freshStore(dir)];

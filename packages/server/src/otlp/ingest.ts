@@ -90,10 +90,25 @@ export async function ingestOtlp(store: Store, body: unknown): Promise<OtlpInges
     if (spans.has(span.spanId)) result.duplicates++;
     else spans.set(span.spanId, span);
   }
+  const traces = new Map<string, Prepared[]>();
+  const blobs = new Map<BlobHash, Uint8Array>();
   for (const [traceId, spans] of byTrace) {
-    await serialized(store, traceId, () => ingestTrace(store, traceId, [...spans.values()], result));
-    result.runIds.push(traceId);
+    const prepared: Prepared[] = [];
+    for (const span of spans.values()) {
+      const ready = prepare(span);
+      if (typeof ready === 'string') result.rejected.push({ traceId, spanId: span.spanId, reason: ready });
+      else {
+        prepared.push(ready);
+        for (const [hash, bytes] of ready.blobs) blobs.set(hash, bytes);
+      }
+    }
+    if (prepared.length > 0) traces.set(traceId, prepared);
   }
+  if (traces.size === 0) return result;
+  // Blobs first, all of the request's at once: an event is never stored before its payloads.
+  await store.blobs.putMany([...blobs.values()], { hashes: [...blobs.keys()] });
+  await serialized(store, [...traces.keys()].sort(), () => appendTraces(store, traces, result));
+  result.runIds.push(...traces.keys());
   result.runIds.sort();
   return result;
 }
@@ -116,78 +131,97 @@ export function otlpResponse(result: OtlpIngestResult): {
   };
 }
 
-async function serialized<T>(store: Store, key: string, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` once no other call of this process holds any of `keys` (trace ids) of `store`.
+ * Keys are taken in sorted order, so two requests sharing traces cannot wait on each other.
+ */
+async function serialized<T>(store: Store, keys: readonly string[], work: () => Promise<T>): Promise<T> {
   let running = inFlight.get(store);
   if (running === undefined) {
     running = new Map();
     inFlight.set(store, running);
   }
-  const before = running.get(key) ?? Promise.resolve();
-  const mine = before.then(work, work);
+  const [key, ...rest] = keys;
+  if (key === undefined) return work();
+  const table = running;
+  const before = table.get(key) ?? Promise.resolve();
+  const mine = before.then(
+    () => serialized(store, rest, work),
+    () => serialized(store, rest, work),
+  );
   const settled = mine.then(
     () => undefined,
     () => undefined,
   );
-  running.set(key, settled);
+  table.set(key, settled);
   try {
     return await mine;
   } finally {
-    if (running.get(key) === settled) running.delete(key);
+    if (table.get(key) === settled) table.delete(key);
   }
 }
 
-async function ingestTrace(
+/**
+ * Appends the events of every trace of the request in one call to the store (one transaction on
+ * SQLite). A trace whose seqs another writer took meanwhile is read again and renumbered.
+ */
+async function appendTraces(
   store: Store,
-  runId: string,
-  spans: OtlpSpan[],
+  traces: ReadonlyMap<string, Prepared[]>,
   result: OtlpIngestResult,
 ): Promise<void> {
-  const prepared: Prepared[] = [];
-  for (const span of spans) {
-    const ready = prepare(span);
-    if (typeof ready === 'string')
-      result.rejected.push({ traceId: span.traceId, spanId: span.spanId, reason: ready });
-    else prepared.push(ready);
-  }
-  if (prepared.length === 0) return;
-  const blobs = new Map<BlobHash, Uint8Array>();
-  for (const item of prepared) for (const [hash, bytes] of item.blobs) blobs.set(hash, bytes);
-  // Blobs first: an event is never stored before the payloads it points to.
-  await store.blobs.putMany([...blobs.values()], { hashes: [...blobs.keys()] });
-
-  for (let attempt = 1; ; attempt++) {
-    const stored = await storedSteps(store, runId);
-    const { events, owners } = buildEvents(runId, prepared, stored, await runSpanOf(store, runId, prepared));
+  let pending = [...traces.keys()];
+  /** `<trace>/<span>` of spans with an event accepted by any attempt. */
+  const acceptedOnce = new Set<string>();
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    const events: RewindEvent[] = [];
+    const owners: Array<{ traceId: string; spanId: string }> = [];
+    for (const traceId of pending) {
+      const prepared = traces.get(traceId)!;
+      const stored = await storedSteps(store, traceId);
+      const built = buildEvents(traceId, prepared, stored, await runSpanOf(store, traceId, prepared));
+      events.push(...built.events);
+      for (const spanId of built.owners) owners.push({ traceId, spanId });
+    }
     const outcome = await store.append(events);
     const bySpan = new Map<string, AppendOutcome[]>();
+    const seqTaken = new Set<string>();
     for (const [index, event] of outcome.outcomes.entries()) {
-      const spanId = owners[index]!;
-      let list = bySpan.get(spanId);
+      const { traceId, spanId } = owners[index]!;
+      const key = `${traceId}/${spanId}`;
+      let list = bySpan.get(key);
       if (list === undefined) {
         list = [];
-        bySpan.set(spanId, list);
+        bySpan.set(key, list);
       }
       list.push(event);
+      if (event.status === 'accepted') acceptedOnce.add(key);
+      if (event.status === 'rejected' && event.field === 'seq') seqTaken.add(traceId);
     }
-    const seqTaken = [...bySpan.values()].some((list) =>
-      list.some((o) => o.status === 'rejected' && o.field === 'seq'),
-    );
-    if (seqTaken && attempt < MAX_ATTEMPTS) continue; // another writer numbered steps meanwhile: renumber
-    for (const item of prepared) {
-      const list = bySpan.get(item.span.spanId) ?? [];
-      const refused = list.find(
-        (o): o is Extract<AppendOutcome, { status: 'rejected' }> => o.status === 'rejected',
-      );
-      if (refused !== undefined)
-        result.rejected.push({
-          traceId: runId,
-          spanId: item.span.spanId,
-          reason: `the store refused its ${refused.field === undefined ? 'events' : `"${refused.field}"`}: ${refused.reason}`,
-        });
-      else if (list.some((o) => o.status === 'accepted')) result.accepted++;
-      else result.duplicates++;
+    const retry: string[] = [];
+    for (const traceId of pending) {
+      // Another writer numbered steps of this run meanwhile: renumber (what was stored is kept).
+      if (seqTaken.has(traceId) && attempt < MAX_ATTEMPTS) {
+        retry.push(traceId);
+        continue;
+      }
+      for (const item of traces.get(traceId)!) {
+        const key = `${traceId}/${item.span.spanId}`;
+        const list = bySpan.get(key) ?? [];
+        const refused = list.find(
+          (o): o is Extract<AppendOutcome, { status: 'rejected' }> => o.status === 'rejected',
+        );
+        if (refused !== undefined)
+          result.rejected.push({
+            traceId,
+            spanId: item.span.spanId,
+            reason: `the store refused its ${refused.field === undefined ? 'events' : `"${refused.field}"`}: ${refused.reason}`,
+          });
+        else if (acceptedOnce.has(key)) result.accepted++;
+        else result.duplicates++;
+      }
     }
-    return;
+    pending = retry;
   }
 }
 
