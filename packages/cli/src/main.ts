@@ -35,7 +35,8 @@ const STORE_HELP = `Store (where runs are read and written), the first of:
   --store <dir|postgres://…>  >  $REWIND_STORE  >  "store" in ./rewind.config.json  >  .rewind
   A directory is SQLite (<dir>/rewind.db) with blobs in <dir>/blobs; a postgres:// URL keeps the
   metadata in PostgreSQL (schema \`rewind\`, or the URL's ?schema=<name>) and blobs in .rewind/blobs.
-  Blobs: --blobs <dir>  >  $REWIND_BLOBS  >  "blobs" in ./rewind.config.json  >  those defaults.
+  Blobs: --blobs <dir|s3://bucket/prefix>  >  $REWIND_BLOBS  >  "blobs" in ./rewind.config.json  >  those
+  defaults. An s3:// location uses AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_REGION and the AWS credentials.
   Relative paths are relative to the working directory.`;
 
 const EXIT_HELP = `Exit codes:
@@ -45,7 +46,7 @@ const EXIT_HELP = `Exit codes:
   1  an internal error (a bug: please report it with the message)`;
 
 const STORE_OPTIONS = `  --store <dir|url>    the store to use (see "Store" below)
-  --blobs <dir>        the blob directory, when not the store's own
+  --blobs <dir|s3://…> the blob directory or s3://bucket/prefix, when not the store's own
   -h, --help           this help`;
 
 interface Command {

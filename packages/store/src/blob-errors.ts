@@ -21,12 +21,12 @@ export class BlobNotFoundError extends RewindError {
 export class BlobCorruptError extends RewindError {
   override readonly name = 'BlobCorruptError';
   readonly hash: BlobHash;
-  /** The file whose content failed verification. */
+  /** The file (or s3:// object) whose content failed verification. */
   readonly path: string;
   constructor(hash: BlobHash, path: string, reason: string, options?: { cause?: unknown }) {
     super(
       'blob_corrupt',
-      `blob ${hash} is corrupt on disk (${reason}) at ${path}; run \`rewind verify\` to find every damaged blob, then delete them and re-upload from the source or restore them from a backup`,
+      `blob ${hash} is corrupt in storage (${reason}) at ${path}; run \`rewind verify\` to find every damaged blob, then delete them and re-upload from the source or restore them from a backup`,
       options,
     );
     this.hash = hash;
@@ -73,5 +73,21 @@ export class InvalidBlobHashError extends RewindError {
   }
   static override isInstance(value: unknown): value is InvalidBlobHashError {
     return RewindError.isInstance(value) && value.code === 'invalid_blob_hash';
+  }
+}
+
+export class InvalidBlobLocationError extends RewindError {
+  override readonly name = 'InvalidBlobLocationError';
+  /** The location as given. */
+  readonly location: string;
+  constructor(location: string, problem: string) {
+    super(
+      'invalid_blob_location',
+      `${JSON.stringify(location)} is not a usable blob location: ${problem}; use a directory or s3://<bucket>/<prefix> (e.g. s3://rewind-blobs/prod)`,
+    );
+    this.location = location;
+  }
+  static override isInstance(value: unknown): value is InvalidBlobLocationError {
+    return RewindError.isInstance(value) && value.code === 'invalid_blob_location';
   }
 }

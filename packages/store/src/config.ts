@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { isPostgresLocation, type OpenStoreOptions } from './open.ts';
+import { isS3Location } from './s3-blob-store.ts';
 
 // Where the store lives, and (for the capture SDK) where runs are sent. The CLI and the SDK
 // resolve it with these same rules, so a run recorded by the SDK is found by `rewind runs` run in
@@ -8,8 +9,10 @@ import { isPostgresLocation, type OpenStoreOptions } from './open.ts';
 //
 //   store:  --store <dir|postgres://…> / the SDK's `store`  >  REWIND_STORE
 //           >  rewind.config.json "store"  >  .rewind
-//   blobs:  --blobs <dir> / `blobs`  >  REWIND_BLOBS  >  rewind.config.json "blobs"  >  the default:
-//           <dir>/blobs for a directory store, .rewind/blobs for PostgreSQL (openStore's defaults)
+//   blobs:  --blobs <dir|s3://bucket/prefix> / `blobs`  >  REWIND_BLOBS  >  rewind.config.json "blobs"
+//           >  the default: <dir>/blobs for a directory store, .rewind/blobs for PostgreSQL
+//           (openStore's defaults). An s3:// location is kept as written; the endpoint and
+//           credentials come from the AWS_* variables when the store is opened (docs/storage.md).
 //
 // The SDK also reads (resolveCaptureConfig):
 //
@@ -37,7 +40,7 @@ export interface StoreConfig {
   store: string;
   /** PostgreSQL only: the schema named by the URL's `?schema=`, when it names one. */
   schema: string | undefined;
-  /** The absolute blob directory. */
+  /** The absolute blob directory, or an `s3://bucket/prefix` location. */
   blobs: string;
   /** Where `store` came from. */
   source: SettingSource;
@@ -92,7 +95,7 @@ export function displayLocation(location: string): string {
 
 const STRING_SETTINGS: Record<'store' | 'blobs' | 'endpoint' | 'apiKey', string> = {
   store: 'a directory or a postgres:// URL',
-  blobs: 'a directory',
+  blobs: 'a directory or an s3://bucket/prefix URL',
   endpoint: 'a URL',
   apiKey: 'a key',
 };
@@ -144,7 +147,9 @@ function nonEmpty(value: string | undefined): string | undefined {
 }
 
 function absolute(cwd: string, location: string): string {
-  return isPostgresLocation(location) || isAbsolute(location) ? location : resolve(cwd, location);
+  return isPostgresLocation(location) || isS3Location(location) || isAbsolute(location)
+    ? location
+    : resolve(cwd, location);
 }
 
 /** Takes `?schema=<name>` off a PostgreSQL URL. */

@@ -1,14 +1,21 @@
 import { access, constants, mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import type { BlobStore } from './blob-store.ts';
 import { openFsBlobStore } from './fs-blob-store.ts';
 import { PostgresStore } from './postgres/postgres-store.ts';
+import { isS3Location, openS3BlobStore } from './s3-blob-store.ts';
 import { SqliteStore } from './sqlite/sqlite-store.ts';
 import type { Store } from './store.ts';
 import { StoreUnavailableError } from './store-errors.ts';
 
 export interface OpenStoreOptions {
-  /** The blob directory: default `<dir>/blobs` for a local store, `.rewind/blobs` for PostgreSQL. */
+  /**
+   * Where blobs go: a directory, or `s3://bucket/prefix` for an S3-compatible object store.
+   * Default `<dir>/blobs` for a local store, `.rewind/blobs` for PostgreSQL.
+   */
   blobs?: string;
+  /** Where an s3:// blob location reads its AWS_* settings (default process.env). */
+  env?: Record<string, string | undefined>;
   /** PostgreSQL only: the schema holding Rewind's tables (default `rewind`). */
   schema?: string;
 }
@@ -19,16 +26,27 @@ export function isPostgresLocation(location: string): boolean {
   return POSTGRES_URL.test(location);
 }
 
+/** Opens the blob store at `location`: `s3://bucket/prefix` (the AWS SDK is loaded only then) or a directory. */
+export async function openBlobStore(
+  location: string,
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<BlobStore> {
+  if (isS3Location(location))
+    return openS3BlobStore(location, options.env === undefined ? {} : { env: options.env });
+  return openFsBlobStore(resolve(location));
+}
+
 /**
  * Opens a store: a `postgres://` or `postgresql://` URL is PostgreSQL (blobs on the local
- * filesystem); anything else is a directory holding the embedded store: SQLite at
- * `<dir>/rewind.db`, blobs at `<dir>/blobs` (created when missing).
+ * filesystem unless `blobs` says otherwise); anything else is a directory holding the embedded
+ * store: SQLite at `<dir>/rewind.db`, blobs at `<dir>/blobs` (created when missing). `blobs` may
+ * be `s3://bucket/prefix` for either.
  */
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
   if (isPostgresLocation(location)) {
-    const blobsDir = resolve(options.blobs ?? join('.rewind', 'blobs'));
+    const blobs = options.blobs ?? join('.rewind', 'blobs');
     return PostgresStore.open(location, {
-      blobs: () => openFsBlobStore(blobsDir),
+      blobs: () => openBlobStore(blobs, options),
       ...(options.schema === undefined ? {} : { schema: options.schema }),
     });
   }
@@ -43,9 +61,7 @@ export async function openStore(location: string, options: OpenStoreOptions = {}
       { cause: error },
     );
   }
-  const blobs = await openFsBlobStore(
-    options.blobs === undefined ? join(dir, 'blobs') : resolve(options.blobs),
-  );
+  const blobs = await openBlobStore(options.blobs ?? join(dir, 'blobs'), options);
   try {
     return await SqliteStore.open(dir, { blobs });
   } catch (error) {
