@@ -156,7 +156,7 @@ export function parsePolicy(input: unknown, file?: string, within = ''): Policy 
   if (record.rules !== undefined) {
     if (!Array.isArray(record.rules))
       fail('rules', `must be an array of {"path": …, "action": …}, got ${describe(record.rules)}`);
-    (record.rules as unknown[]).forEach((rule, index) => {
+    for (const [index, rule] of (record.rules as unknown[]).entries()) {
       const at = `rules[${index}]`;
       if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) {
         fail(at, `must be an object such as {"path": "run.input", "action": "mask"}, got ${describe(rule)}`);
@@ -174,7 +174,11 @@ export function parsePolicy(input: unknown, file?: string, within = ''): Policy 
         pattern = parsePathPattern(path as string);
       } catch (error) {
         if (!(error instanceof PathSyntaxError)) throw error;
-        return fail(`${at}.path`, `${JSON.stringify(path)} ${error.message}`);
+        throw new PolicyError(
+          [within, `${at}.path`].filter((part) => part !== '').join('.'),
+          `${JSON.stringify(path)} ${error.message}`,
+          file,
+        );
       }
       if (!ACTIONS.includes(action as Action)) {
         fail(`${at}.action`, `must be one of ${ACTIONS.join(', ')}, got ${describe(action)}`);
@@ -187,7 +191,7 @@ export function parsePolicy(input: unknown, file?: string, within = ''): Policy 
         action: action as Action,
         label: (label as string | undefined) ?? defaultLabel(pattern),
       });
-    });
+    }
   }
 
   const limits: Limits = { ...DEFAULT_LIMITS };
