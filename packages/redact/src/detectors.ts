@@ -58,6 +58,14 @@ export function luhnValid(digits: string): boolean {
 function validCard(value: string): boolean {
   const separators = new Set(value.replace(/\d/g, ''));
   if (separators.size > 1) return false;
+  // Written in groups, a card is 4-4-4-4(-3), or 4-6-5 / 4-6-4 (Amex, Diners): not a UUID's 8-4-4.
+  if (separators.size === 1) {
+    const groups = value
+      .split(/[ -]/)
+      .map((group) => group.length)
+      .join('-');
+    if (!/^(4-4-4-[1-4]|4-4-4-4-[1-3]|4-6-[45])$/.test(groups)) return false;
+  }
   const digits = value.replace(/[ -]/g, '');
   if (digits.length < 13 || digits.length > 19) return false;
   const issuer =
@@ -149,7 +157,10 @@ export function looksLikeSecret(value: string): boolean {
     Number(/[^A-Za-z0-9]/.test(value));
   if (classes < 2) return false;
   if (/^\d+(\.\d+)*$/.test(value) || /^(true|false|null|none|undefined)$/i.test(value)) return false;
-  if (/^(https?:\/\/|\/|\.\/|\$\{|\{\{|<)/.test(value)) return false; // URLs, paths, templates
+  if (/^(https?:\/\/|\/|\.\/|\$|\{\{|<|%)/.test(value)) return false; // URLs, paths, variables, templates
+  // References to where a secret lives, not the secret: process.env.OPENAI_API_KEY, OPENAI_API_KEY.
+  if (/^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)+$/.test(value) || /^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$/.test(value))
+    return false;
   return entropy(value) >= 3;
 }
 
@@ -309,18 +320,10 @@ export const DETECTORS: readonly Detector[] = [
     description: 'email addresses',
     patterns: [
       pattern(
-        "(?<![A-Za-z0-9._%+'-])[A-Za-z0-9][A-Za-z0-9._%+'-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])",
+        "(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+'-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])",
       ),
     ],
     maxLength: 320,
-  },
-  {
-    name: 'credit_card',
-    category: 'pii',
-    description: 'payment card numbers (13–19 digits, known issuer prefix, Luhn checksum)',
-    patterns: [pattern('(?<![\\d-])\\d(?:[ -]?\\d){12,18}(?![\\d])')],
-    validate: validCard,
-    maxLength: 23,
   },
   {
     name: 'iban',
@@ -331,6 +334,14 @@ export const DETECTORS: readonly Detector[] = [
     ],
     validate: validIban,
     maxLength: 42,
+  },
+  {
+    name: 'credit_card',
+    category: 'pii',
+    description: 'payment card numbers (13–19 digits, known issuer prefix, Luhn checksum)',
+    patterns: [pattern('(?<![\\d-])\\d(?:[ -]?\\d){12,18}(?![\\d])')],
+    validate: validCard,
+    maxLength: 23,
   },
   {
     name: 'us_ssn',
@@ -370,6 +381,12 @@ export function detectorByName(name: string): Detector | undefined {
   return DETECTORS.find((detector) => detector.name === name);
 }
 
+/** What a scan did, for tests that bound the work: candidates found by the patterns, and their total length. */
+export interface ScanStats {
+  candidates: number;
+  candidateChars: number;
+}
+
 export interface Match {
   detector: Detector;
   start: number;
@@ -381,7 +398,7 @@ export interface Match {
  * overlap, the one earlier in DETECTORS (more specific) names the span, and the span grows to
  * cover both, so nothing found is left half-visible.
  */
-export function scanText(text: string, detectors: readonly Detector[]): Match[] {
+export function scanText(text: string, detectors: readonly Detector[], stats?: ScanStats): Match[] {
   const found: Array<Match & { rank: number }> = [];
   for (const detector of detectors) {
     const rank = DETECTORS.indexOf(detector);
@@ -391,10 +408,16 @@ export function scanText(text: string, detectors: readonly Detector[]): Match[] 
         const span = m.indices?.[group ?? 0];
         const value = m[group ?? 0];
         if (span === undefined || value === undefined) continue;
+        if (stats !== undefined) {
+          stats.candidates++;
+          stats.candidateChars += m[0].length;
+        }
         if (detector.validate !== undefined && !detector.validate(value)) {
           // A rejected candidate may hide a real one that starts inside it (a card after an
           // order number): look again one character on. Starts are anchored, so this stays linear.
-          regex.lastIndex = m.index + 1;
+          // A pattern whose value follows a key word (it has a group) moves past the value instead:
+          // the next key word cannot start inside it.
+          regex.lastIndex = group === undefined ? m.index + 1 : m.index + m[0].length;
           continue;
         }
         found.push({ detector, start: span[0], end: span[1], rank });

@@ -11,6 +11,7 @@ export {
   ibanChecksumValid,
   luhnValid,
   type Match,
+  type ScanStats,
   scanText,
 } from './detectors.ts';
 export { PolicyError, RedactionKeyError } from './errors.ts';
