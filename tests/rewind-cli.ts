@@ -25,9 +25,9 @@ export function runRewind(
     const child = spawn(process.execPath, [REWIND_BIN, ...args], {
       ...(options.cwd !== undefined && { cwd: options.cwd }),
       env,
-      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
-    if (options.input !== undefined) child.stdin!.end(options.input);
+    child.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

@@ -25,6 +25,11 @@ export interface Detector {
   category: DetectorCategory;
   description: string;
   patterns: DetectorPattern[];
+  /**
+   * A cheap test every finding passes (a literal the patterns need): text without it is not
+   * scanned by the patterns at all. Non-global, so `test` keeps no state.
+   */
+  hint: RegExp;
   /** Whether a candidate is a real finding (checksums, ranges, entropy). */
   validate?: (value: string) => boolean;
   /** The longest value this detector can find: how much text a stream must hold back. */
@@ -186,6 +191,7 @@ const KEY_WORDS =
 export const DETECTORS: readonly Detector[] = [
   {
     name: 'private_key',
+    hint: /PRIVATE KEY-----/,
     category: 'secret',
     description: 'PEM private keys (RSA, EC, DSA, OpenSSH, PKCS#8, encrypted), up to the END line',
     patterns: [
@@ -197,6 +203,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'jwt',
+    hint: /eyJ/,
     category: 'secret',
     description: 'JSON Web Tokens: three base64url parts whose header is JSON with "alg"',
     patterns: [
@@ -209,6 +216,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'anthropic',
+    hint: /sk-ant-/,
     category: 'secret',
     description: 'Anthropic API keys (sk-ant-api03-…, sk-ant-admin01-…)',
     patterns: [
@@ -218,6 +226,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'openai',
+    hint: /sk-/,
     category: 'secret',
     description: 'OpenAI API keys (sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…)',
     patterns: [pattern('(?<![A-Za-z0-9_-])sk-(?!ant-)[A-Za-z0-9_-]{20,250}(?![A-Za-z0-9_-])')],
@@ -226,6 +235,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'aws_access_key',
+    hint: /A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|IPA|NPA|NVA|PKA)/,
     category: 'secret',
     description: 'AWS access key ids (AKIA…, ASIA…, and the other IAM prefixes)',
     patterns: [
@@ -237,6 +247,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'aws_secret_key',
+    hint: /[Ss][Ee][Cc][Rr][Ee][Tt]/,
     category: 'secret',
     description: 'AWS secret access keys: 40 base64 characters after an aws_secret_access_key-like name',
     patterns: [
@@ -250,6 +261,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'github',
+    hint: /gh[pousr]_|github_pat_/,
     category: 'secret',
     description: 'GitHub tokens (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)',
     patterns: [
@@ -260,6 +272,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'slack',
+    hint: /xox|xapp-|hooks\.slack\.com/,
     category: 'secret',
     description: 'Slack tokens (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe-, xapp-) and incoming webhook URLs',
     patterns: [
@@ -272,6 +285,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'stripe',
+    hint: /_live_|_test_|whsec_/,
     category: 'secret',
     description:
       'Stripe secret and restricted keys (sk_live_, rk_live_, sk_test_, rk_test_) and webhook secrets (whsec_)',
@@ -282,6 +296,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'google_api_key',
+    hint: /AIza/,
     category: 'secret',
     description: 'Google API keys (AIza followed by 35 characters)',
     patterns: [pattern('(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])')],
@@ -289,6 +304,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'bearer',
+    hint: /[Bb]earer|BEARER/,
     category: 'secret',
     description: 'Bearer tokens: the value after "Authorization: Bearer" or "Bearer "',
     patterns: [
@@ -302,6 +318,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'high_entropy',
+    hint: /pass|pwd|secret|token|key|credential/i,
     category: 'secret',
     description:
       'high-entropy values next to key words: password, secret, token, api_key, access_key, private_key, credentials',
@@ -316,6 +333,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'email',
+    hint: /@/,
     category: 'pii',
     description: 'email addresses',
     patterns: [
@@ -327,6 +345,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'iban',
+    hint: /[A-Z]{2}\d\d/,
     category: 'pii',
     description: 'IBANs (country length and ISO 7064 mod-97 checksum), compact or in groups of four',
     patterns: [
@@ -337,6 +356,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'credit_card',
+    hint: /\d[ -]?\d[ -]?\d[ -]?\d/,
     category: 'pii',
     description: 'payment card numbers (13–19 digits, known issuer prefix, Luhn checksum)',
     patterns: [pattern('(?<![\\d-])\\d(?:[ -]?\\d){12,18}(?![\\d])')],
@@ -345,6 +365,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'us_ssn',
+    hint: /\d-\d\d-\d/,
     category: 'pii',
     description: 'US social security numbers (AAA-GG-SSSS with a valid area, group and serial)',
     patterns: [pattern('(?<![\\d-])\\d{3}-\\d{2}-\\d{4}(?![\\d-])')],
@@ -353,6 +374,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'phone',
+    hint: /\+\d|\d{3}/,
     category: 'pii',
     description: 'phone numbers: +international (E.164, spaced) and North American formats',
     patterns: [
@@ -364,6 +386,7 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     name: 'ip_address',
+    hint: /\d\.\d|[0-9A-Fa-f]:[0-9A-Fa-f]*:/,
     category: 'pii',
     description: 'IPv4 and IPv6 addresses',
     patterns: [
@@ -401,6 +424,7 @@ export interface Match {
 export function scanText(text: string, detectors: readonly Detector[], stats?: ScanStats): Match[] {
   const found: Array<Match & { rank: number }> = [];
   for (const detector of detectors) {
+    if (!detector.hint.test(text)) continue;
     const rank = DETECTORS.indexOf(detector);
     for (const { regex, group } of detector.patterns) {
       regex.lastIndex = 0;

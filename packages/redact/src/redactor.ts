@@ -152,7 +152,7 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
   /** Scans one string: the redacted string (or DROP) and its findings. */
   function scanString(
     text: string,
-    path: string,
+    path: () => string,
     budget: { left: number },
     inKey: boolean,
   ): { text: string | typeof DROP; findings: Finding[] } {
@@ -162,7 +162,7 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
         {
           detector: 'scan_failed',
           action: 'mask' as Action,
-          path,
+          path: path(),
           reason,
           ...(inKey && { inKey: true as const }),
         },
@@ -183,10 +183,11 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
     if (matches.length === 0) return { text, findings: [] };
     try {
       const applied = spans.apply(text, matches, true);
+      const where = path();
       const findings: Finding[] = matches.map((match) => ({
         detector: match.detector.name,
         action: actionOf(match.detector),
-        path,
+        path: where,
         start: match.start,
         end: match.end,
         ...(inKey && { inKey: true as const }),
@@ -231,14 +232,14 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
       }
       switch (typeof node) {
         case 'string': {
-          const result = scanString(node, path(), budget, false);
+          const result = scanString(node, path, budget, false);
           findings.push(...result.findings);
           return result.text;
         }
         case 'number':
         case 'bigint': {
           // A card number or phone may arrive as a number: scan its digits too.
-          const result = scanString(String(node), path(), budget, false);
+          const result = scanString(String(node), path, budget, false);
           if (result.findings.length === 0) return node;
           findings.push(...result.findings);
           return result.text;
@@ -262,7 +263,7 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
           const out: Record<string, unknown> = {};
           for (const key of Object.keys(node)) {
             let name = key;
-            const keyResult = scanString(key, path(), budget, true);
+            const keyResult = scanString(key, path, budget, true);
             if (keyResult.findings.length > 0 || keyResult.text !== key) {
               findings.push(...keyResult.findings);
               if (keyResult.text === DROP) continue;
