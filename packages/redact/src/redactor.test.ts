@@ -270,6 +270,22 @@ describe('redactor', () => {
     }
   });
 
+  it('streams: a long run without spaces in tiny chunks costs linear work and is held back only so far', () => {
+    const redactor = createRedactor(undefined, { env: {}, maxStreamHoldback: 4096 });
+    const stream = redactor.createStream();
+    const run = 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo'.repeat(8000); // ~280 KB of base64, no spaces
+    let out = '';
+    let maxHeld = 0;
+    for (let i = 0; i < run.length; i += 4) {
+      out += stream.push(run.slice(i, i + 4));
+      maxHeld = Math.max(maxHeld, Math.min(i + 4, run.length) - out.length);
+    }
+    out += stream.end();
+    assert.equal(out, run);
+    assert.ok(maxHeld <= 1.5 * 4096 + 64, `held back ${maxHeld}`);
+    assert.ok(stream.scannedChars <= 8 * run.length, `scanned ${stream.scannedChars} for ${run.length}`);
+  });
+
   it('streams emit text as it becomes safe (bounded hold-back), and a PEM key split in many chunks stays hidden', () => {
     const redactor = createRedactor(undefined, { env: {} });
     const stream = redactor.createStream();

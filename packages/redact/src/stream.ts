@@ -8,8 +8,8 @@ import type { Finding, SpanApplier } from './redactor.ts';
 //     "Authorization: Bearer", are shorter than that), moved back to the start of the
 //     unbroken run of non-space characters it cuts (tokens have no spaces), and
 //   - moved back to the start of any finding that reaches into it;
-// but never more than `maxHoldback` characters: a run of non-space text longer than that is
-// emitted redacted as far as it can be checked. The last CONTEXT characters already emitted are
+// but never more than about `maxHoldback` characters (1.5× at most, between two scans): a run of
+// non-space text longer than that is emitted redacted as far as it can be checked. The last CONTEXT characters already emitted are
 // kept (in memory only) so detectors that look behind a value (key words) still see them.
 
 const TAIL = 64;
@@ -22,6 +22,8 @@ export interface StreamRedactor {
   end(): string;
   /** Everything found so far; offsets count from the start of the stream's raw text. */
   readonly findings: Finding[];
+  /** Characters scanned so far (diagnostics: stays within a small multiple of the stream's length). */
+  readonly scannedChars: number;
 }
 
 export function createStreamRedactor(
@@ -33,6 +35,10 @@ export function createStreamRedactor(
   let pending = ''; // raw text not yet emitted
   let emitted = 0; // raw characters emitted so far
   let failed = false;
+  let scannedChars = 0;
+  // Held text is scanned again only once it has grown by half (or TAIL), so a long run without
+  // spaces pushed in tiny chunks costs amortized linear work, not one full rescan per chunk.
+  let heldAtLastScan = 0;
 
   function release(cutAt: (text: string, base: number, matches: Match[]) => number): string {
     if (failed) {
@@ -42,6 +48,7 @@ export function createStreamRedactor(
     }
     const text = context + pending;
     const base = context.length;
+    scannedChars += text.length;
     let matches: Match[];
     try {
       matches = spans.detectors.length === 0 ? [] : scanText(text, spans.detectors);
@@ -81,11 +88,15 @@ export function createStreamRedactor(
     emitted += raw.length;
     context = (context + raw).slice(-CONTEXT);
     pending = text.slice(cut);
+    heldAtLastScan = pending.length;
     return out;
   }
 
   return {
     findings,
+    get scannedChars() {
+      return scannedChars;
+    },
     push(chunk) {
       pending += chunk;
       if (pending.length > options.maxStringLength) {
@@ -95,7 +106,8 @@ export function createStreamRedactor(
         pending = '';
         return '[REDACTED:scan_failed:too_large]';
       }
-      if (pending.length <= TAIL) return '';
+      if (pending.length <= TAIL || pending.length - heldAtLastScan < Math.max(TAIL, heldAtLastScan >> 1))
+        return '';
       return release((text, base, matches) => {
         const floor = Math.max(base, text.length - options.maxHoldback);
         let cut = text.length - TAIL;
