@@ -188,6 +188,9 @@ function validJwt(value: string): boolean {
 const KEY_WORDS =
   '(?:password|passwd|passphrase|pwd|secret|client[_-]?secret|token|access[_-]?token|refresh[_-]?token|api[_-]?key|apikey|access[_-]?key|auth[_-]?key|private[_-]?key|credentials?)';
 
+/** An object key that names a secret (`password`, `DB_PASSWORD`, `apiKey`, `client_secret`): its string value is checked with looksLikeSecret. */
+export const SECRET_KEY_NAME = new RegExp(`(?:^|[^A-Za-z0-9]|[a-z](?=[A-Z]))(?i:${KEY_WORDS})s?$`);
+
 export const DETECTORS: readonly Detector[] = [
   {
     name: 'private_key',

@@ -184,6 +184,32 @@ describe('redactor', () => {
     assert.equal(result.findings[1]?.path, 'run.output["[REDACTED:email]"].note');
   });
 
+  it('a random-looking string under a key named like a secret is a high_entropy finding', () => {
+    const redactor = createRedactor(undefined, { env: {} });
+    const result = redactor.redactValue({
+      api_key: 'Xk9#mP2qLw8zR4vT',
+      DB_PASSWORD: 'c0rrect-H0rse-battery',
+      clientSecret: 'a8F3kQ9zL1mN7pR2',
+      config: {
+        password: 'hunter',
+        max_tokens: '4096',
+        token_type: 'Bearer',
+        apiKey: 'process.env.OPENAI_API_KEY',
+      },
+    });
+    assert.deepEqual(result.value, {
+      api_key: '[REDACTED:high_entropy]',
+      DB_PASSWORD: '[REDACTED:high_entropy]',
+      clientSecret: '[REDACTED:high_entropy]',
+      config: {
+        password: 'hunter',
+        max_tokens: '4096',
+        token_type: 'Bearer',
+        apiKey: 'process.env.OPENAI_API_KEY',
+      },
+    });
+  });
+
   it('numbers are scanned too (a card number sent as a JSON number)', () => {
     const redactor = createRedactor(policy({ credit_card: 'mask' }), { env: {} });
     assert.deepEqual(redactor.redactValue({ card: 4111111111111111, qty: 3 }).value, {

@@ -10,7 +10,15 @@ import {
   SEALED_SOURCE,
   seal,
 } from './crypto.ts';
-import { DETECTORS, type Detector, type Match, scanText } from './detectors.ts';
+import {
+  DETECTORS,
+  type Detector,
+  detectorByName,
+  looksLikeSecret,
+  type Match,
+  SECRET_KEY_NAME,
+  scanText,
+} from './detectors.ts';
 import { RedactionKeyError } from './errors.ts';
 import { formatPath, type Location, matchesPattern, parseLocation, type Segment } from './paths.ts';
 import { type Action, defaultPolicy, type Policy, type Rule } from './policy.ts';
@@ -114,6 +122,7 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
   const keys = resolveKeys(policy, options);
   const detectors = DETECTORS.filter((detector) => policy.detectors[detector.name] !== 'off');
   const actionOf = (detector: Detector) => policy.detectors[detector.name] as Action;
+  const highEntropy = detectors.find((detector) => detector === detectorByName('high_entropy'));
   const limits = policy.limits;
 
   function replacement(action: Action, label: string, value: unknown): string {
@@ -155,6 +164,7 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
     path: () => string,
     budget: { left: number },
     inKey: boolean,
+    secretKey = false,
   ): { text: string | typeof DROP; findings: Finding[] } {
     const failed = (reason: ScanFailure) => ({
       text: SCAN_FAILED(reason),
@@ -179,6 +189,16 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
       matches = scanText(text, detectors);
     } catch {
       return failed('detector_error');
+    }
+    // The value of a key named like a secret ({"api_key": "…"}): the key word is the context.
+    if (
+      matches.length === 0 &&
+      secretKey &&
+      highEntropy !== undefined &&
+      !/\s/.test(text) &&
+      looksLikeSecret(text)
+    ) {
+      matches = [{ detector: highEntropy, start: 0, end: text.length }];
     }
     if (matches.length === 0) return { text, findings: [] };
     try {
@@ -232,7 +252,9 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
       }
       switch (typeof node) {
         case 'string': {
-          const result = scanString(node, path, budget, false);
+          const parent = segments[segments.length - 1];
+          const secretKey = typeof parent === 'string' && SECRET_KEY_NAME.test(parent);
+          const result = scanString(node, path, budget, false, secretKey);
           findings.push(...result.findings);
           return result.text;
         }
