@@ -312,6 +312,24 @@ describe('redactor', () => {
     assert.ok(stream.scannedChars <= 8 * run.length, `scanned ${stream.scannedChars} for ${run.length}`);
   });
 
+  it('streams apply every action: hash pseudonyms equal to redactValue, seal opens with the key, drop leaves a marker', () => {
+    const redactor = createRedactor(policy({ email: 'hash', credit_card: 'seal', phone: 'drop' }), {
+      key: KEY,
+    });
+    const text = `Mail ${EMAIL}, card 4111 1111 1111 1111, call (415) 555-2671 please. ${'Thanks again. '.repeat(8)}`;
+    const stream = redactor.createStream();
+    let out = '';
+    for (let i = 0; i < text.length; i += 5) out += stream.push(text.slice(i, i + 5));
+    out += stream.end();
+    noLeak(out, EMAIL, '4111 1111', '555-2671');
+    assert.ok(out.includes(redactor.redactText(EMAIL).value), 'the same pseudonym as outside a stream');
+    assert.ok(out.includes('call [DROPPED:phone] please'), out);
+    assert.equal(
+      redactor.unseal(out),
+      text.replace(EMAIL, redactor.redactText(EMAIL).value).replace('(415) 555-2671', '[DROPPED:phone]'),
+    );
+  });
+
   it('streams emit text as it becomes safe (bounded hold-back), and a PEM key split in many chunks stays hidden', () => {
     const redactor = createRedactor(undefined, { env: {} });
     const stream = redactor.createStream();
