@@ -134,6 +134,13 @@ describe('policy', () => {
     const fromConfig = loadPolicy({ cwd });
     assert.equal(fromConfig.source, 'config');
     assert.equal(fromConfig.policy.detectors.email, 'mask');
+    writeFileSync(join(cwd, 'team-policy.json'), JSON.stringify({ version: 1, detectors: { iban: 'hash' } }));
+    writeFileSync(join(cwd, 'rewind.config.json'), JSON.stringify({ policy: 'team-policy.json' }));
+    const referenced = loadPolicy({ cwd });
+    assert.deepEqual(
+      [referenced.source, referenced.file, referenced.policy.detectors.iban],
+      ['config', join(cwd, 'team-policy.json'), 'hash'],
+    );
     writeFileSync(
       join(cwd, 'rewind.policy.json'),
       JSON.stringify({ version: 1, detectors: { phone: 'mask' } }),
