@@ -330,6 +330,30 @@ describe('redactor', () => {
     );
   });
 
+  it('a stream at a place a rule covers emits only the rule replacement of the whole text', () => {
+    const redactor = createRedactor(
+      policy({}, [{ path: 'model.response.message.content', action: 'seal', label: 'answer' }]),
+      {
+        key: KEY,
+      },
+    );
+    const stream = redactor.createStream('model:openai.chat.response.message.content');
+    const chunks = ['The answer ', 'is 42, said ', 'the model.'];
+    assert.deepEqual(
+      chunks.map((chunk) => stream.push(chunk)),
+      ['', '', ''],
+    );
+    const sealed = stream.end();
+    assert.match(sealed, /^«sealed:v1:answer:/);
+    assert.equal(redactor.unseal(sealed), chunks.join(''));
+    assert.deepEqual(
+      stream.findings.map((f) => [f.detector, f.action, f.rule]),
+      [['rule', 'seal', 'model.response.message.content']],
+    );
+    const other = redactor.createStream('model:openai.chat.response.message.refusal');
+    assert.ok(other.push('word '.repeat(40)).length > 0, 'other places stream as usual');
+  });
+
   it('streams emit text as it becomes safe (bounded hold-back), and a PEM key split in many chunks stays hidden', () => {
     const redactor = createRedactor(undefined, { env: {} });
     const stream = redactor.createStream();

@@ -310,6 +310,41 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
     return { value: result === DROP ? DROPPED(dropLabel(findings)) : result, findings };
   }
 
+  /** A stream at a place a rule covers: nothing is emitted until the end, then the rule's replacement of the whole text. */
+  function wholeValueStream(rule: Rule, path: string): StreamRedactor {
+    const findings: Finding[] = [];
+    let text = '';
+    let scannedChars = 0;
+    let tooLarge = false;
+    return {
+      findings,
+      get scannedChars() {
+        return scannedChars;
+      },
+      push(chunk) {
+        scannedChars += chunk.length;
+        if (!tooLarge && text.length + chunk.length > limits.maxStringLength) {
+          tooLarge = true;
+          text = '';
+        }
+        if (!tooLarge) text += chunk;
+        return '';
+      },
+      end() {
+        if (tooLarge) {
+          findings.push({ detector: 'scan_failed', action: 'mask', path, reason: 'too_large' });
+          return SCAN_FAILED('too_large');
+        }
+        findings.push({ detector: 'rule', action: rule.action, path, rule: rule.path.source });
+        try {
+          return replacement(rule.action, rule.label, text);
+        } catch {
+          return SCAN_FAILED('rule_error');
+        }
+      },
+    };
+  }
+
   /** The label of the drop just recorded: its rule's label, else its detector. */
   function dropLabel(findings: Finding[]): string {
     const last = findings[findings.length - 1];
@@ -358,8 +393,12 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
       return { value: typeof value === 'string' ? value : JSON.stringify(value), findings };
     },
     createStream(at = '') {
+      const location = parseLocation(at);
+      const path = formatPath(location, location.segments);
+      const rule = ruleFor(location, location.segments);
+      if (rule !== undefined) return wholeValueStream(rule, path);
       return createStreamRedactor(spans, {
-        path: formatPath(parseLocation(at), parseLocation(at).segments),
+        path,
         maxHoldback: options.maxStreamHoldback ?? 64 * 1024,
         maxStringLength: limits.maxStringLength,
       });
