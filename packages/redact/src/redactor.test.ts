@@ -260,6 +260,26 @@ describe('redactor', () => {
       email.validate = validate;
     }
 
+    const unreadable = {
+      ok: 'fine',
+      get secret(): string {
+        throw new Error('getter fails');
+      },
+    };
+    const hostile = {
+      toJSON: () => {
+        throw new Error('toJSON fails');
+      },
+    };
+    assert.deepEqual(
+      createRedactor(undefined, { env: {} }).redactValue({ a: unreadable, b: hostile, c: 'ok' }).value,
+      {
+        a: '[REDACTED:scan_failed:unreadable]',
+        b: '[REDACTED:scan_failed:unreadable]',
+        c: 'ok',
+      },
+    );
+
     const sealing = createRedactor(policy({}, [{ path: 'run.input', action: 'seal' }]), { key: KEY });
     assert.deepEqual(sealing.redactValue({ n: 1n }, 'run.input').value, '[REDACTED:scan_failed:rule_error]');
   });

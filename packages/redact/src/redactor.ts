@@ -25,7 +25,7 @@ import { type Action, defaultPolicy, type Policy, type Rule } from './policy.ts'
 import { createStreamRedactor, type StreamRedactor } from './stream.ts';
 
 /** Why a value could not be scanned; the value is replaced by `[REDACTED:scan_failed:<reason>]`. */
-export type ScanFailure = 'too_deep' | 'too_large' | 'detector_error' | 'rule_error';
+export type ScanFailure = 'too_deep' | 'too_large' | 'detector_error' | 'rule_error' | 'unreadable';
 
 /** One thing redacted. Never holds the redacted value itself. */
 export interface Finding {
@@ -268,42 +268,55 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
         }
         case 'object': {
           if (node === null) return null;
-          if (Array.isArray(node)) {
-            const out: unknown[] = [];
-            for (let i = 0; i < node.length; i++) {
-              segments.push(i);
-              shown.push(i);
-              const child = walk(node[i], depth + 1);
-              segments.pop();
-              shown.pop();
-              out.push(child === DROP ? DROPPED(dropLabel(findings)) : child);
-            }
-            return out;
+          const depthAtEntry = segments.length;
+          try {
+            return walkObject(node, depth);
+          } catch {
+            // A getter or toJSON that throws, a revoked proxy: what cannot be read is not passed on.
+            segments.length = depthAtEntry;
+            shown.length = depthAtEntry;
+            findings.push({ detector: 'scan_failed', action: 'mask', path: path(), reason: 'unreadable' });
+            return SCAN_FAILED('unreadable');
           }
-          const toJSON = (node as { toJSON?: unknown }).toJSON;
-          if (typeof toJSON === 'function') return walk(toJSON.call(node), depth);
-          const out: Record<string, unknown> = {};
-          for (const key of Object.keys(node)) {
-            let name = key;
-            const keyResult = scanString(key, path, budget, true);
-            if (keyResult.findings.length > 0 || keyResult.text !== key) {
-              findings.push(...keyResult.findings);
-              if (keyResult.text === DROP) continue;
-              name = keyResult.text;
-              for (let n = 2; Object.hasOwn(out, name); n++) name = `${keyResult.text}#${n}`;
-            }
-            segments.push(key);
-            shown.push(name);
-            const child = walk((node as Record<string, unknown>)[key], depth + 1);
-            segments.pop();
-            shown.pop();
-            if (child !== DROP) out[name] = child;
-          }
-          return out;
         }
         default:
           return node;
       }
+    };
+
+    const walkObject = (node: object, depth: number): unknown => {
+      if (Array.isArray(node)) {
+        const out: unknown[] = [];
+        for (let i = 0; i < node.length; i++) {
+          segments.push(i);
+          shown.push(i);
+          const child = walk(node[i], depth + 1);
+          segments.pop();
+          shown.pop();
+          out.push(child === DROP ? DROPPED(dropLabel(findings)) : child);
+        }
+        return out;
+      }
+      const toJSON = (node as { toJSON?: unknown }).toJSON;
+      if (typeof toJSON === 'function') return walk(toJSON.call(node), depth);
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(node)) {
+        let name = key;
+        const keyResult = scanString(key, () => formatPath(location, shown), budget, true);
+        if (keyResult.findings.length > 0 || keyResult.text !== key) {
+          findings.push(...keyResult.findings);
+          if (keyResult.text === DROP) continue;
+          name = keyResult.text;
+          for (let n = 2; Object.hasOwn(out, name); n++) name = `${keyResult.text}#${n}`;
+        }
+        segments.push(key);
+        shown.push(name);
+        const child = walk((node as Record<string, unknown>)[key], depth + 1);
+        segments.pop();
+        shown.pop();
+        if (child !== DROP) out[name] = child;
+      }
+      return out;
     };
 
     const result = walk(value, 0);
