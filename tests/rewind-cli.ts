@@ -1,6 +1,6 @@
 // Runs the real `rewind` binary as `npx rewind` would: Node 24 (`process.execPath`) with
 // packages/cli/src/bin.ts. The environment is the test's minus every REWIND_* and NO_COLOR
-// (so the machine's settings never leak into a test), plus `env`.
+// (so the machine's settings never leak into a test), plus `env`; `input` is written to its stdin.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -14,7 +14,7 @@ export interface CliResult {
 
 export function runRewind(
   args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
+  options: { cwd?: string; env?: Record<string, string>; input?: string } = {},
 ): Promise<CliResult> {
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(process.env)) {
@@ -25,8 +25,9 @@ export function runRewind(
     const child = spawn(process.execPath, [REWIND_BIN, ...args], {
       ...(options.cwd !== undefined && { cwd: options.cwd }),
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
+    child.stdin.end(options.input ?? '');
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

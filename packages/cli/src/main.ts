@@ -5,6 +5,7 @@ import { ConfigError, resolveStoreConfig, type StoreConfig } from './config.ts';
 import { CliError, dataError, EXIT_DATA, EXIT_OK, EXIT_USAGE, usageError } from './errors.ts';
 import { createStyle, plural, shouldColor } from './format.ts';
 import { guard, openConfiguredStore, storeError } from './open-store.ts';
+import { redactCheck, renderRedactCheck } from './redact-check.ts';
 import { renderRunsTable, toRunListJson } from './render-runs.ts';
 import { renderShow } from './render-show.ts';
 import { loadRunView, type RunView, toShowJson } from './run-view.ts';
@@ -22,6 +23,8 @@ export interface CliContext {
   isTTY: boolean;
   /** The terminal's width, when stdout is one. */
   columns?: number | undefined;
+  /** Reads all of standard input (`rewind redact-check -`); default: the process's stdin. */
+  readStdin?: () => Promise<string>;
 }
 
 export function version(): string {
@@ -119,13 +122,50 @@ ${STORE_HELP}
 ${EXIT_HELP}`,
     run: showCommand,
   },
+  'redact-check': {
+    summary: 'what the redaction policy would redact in a file, and why',
+    help: `Usage: rewind redact-check <file|-> [--policy <file>] [--at <place>] [--json] [--show]
+
+Prints what the redaction policy in force would redact in a file (or standard input, \`-\`)
+before anything is recorded, and why: where (line:column in text; the field's path in JSON),
+the action (mask, hash, drop, seal) and the detector or rule that matched. For tuning a policy:
+it writes nothing anywhere and exits 0 whatever it finds.
+
+Input that parses as a JSON object or array is checked field by field, as a payload would be;
+anything else as text.
+
+Options:
+  --policy <file>      the policy to use; default: ./rewind.policy.json, else "policy" in
+                       ./rewind.config.json, else the built-in default (every secret detector
+                       masks, PII detectors are off)
+  --at <place>         where the input sits in a run, for rules that name fields: e.g. run.input,
+                       model:openai.chat.request, tool:crm.lookup.response (default: nowhere, so
+                       only detectors apply)
+  --as <text|json>     how to read the input (default: json when it parses as an object or array)
+  --show               also print the input as it would be stored
+  --json               print {policy: {source, file}, input: {name, kind}, findings: [{detector,
+                       action, path?, line?, column?, start?, end?, rule?, reason?, inKey?}],
+                       output, throwawayKey}
+  -h, --help           this help
+
+Hash and seal need the project key ($REWIND_PROJECT_KEY, 32 bytes in base64); without it a
+throwaway key is used and a note says so. The policy format: docs/redaction.md.
+
+Exit codes:
+  0  ok, whatever was found
+  2  usage error, or a malformed policy (the message names the rule or field)
+  3  the input file cannot be read
+  1  an internal error (a bug: please report it with the message)`,
+    run: redactCheckCommand,
+  },
 };
 
 function globalHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length)) + 10;
   const commands = Object.entries(COMMANDS)
     .map(
-      ([name, command]) => `  ${(name === 'show' ? 'show <runId>' : name).padEnd(width)}${command.summary}`,
+      ([name, command]) =>
+        `  ${(name === 'show' ? 'show <runId>' : name === 'redact-check' ? 'redact-check <file>' : name).padEnd(width)}${command.summary}`,
     )
     .join('\n');
   return `rewind ${version()} — a flight recorder and time-travel debugger for LLM agents
@@ -413,6 +453,48 @@ async function demoCommand(args: string[], context: CliContext): Promise<number>
   } finally {
     await store.close().catch(() => {});
   }
+}
+
+async function redactCheckCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('redact-check', args, {
+    help: { type: 'boolean', short: 'h' },
+    policy: { type: 'string' },
+    at: { type: 'string' },
+    as: { type: 'string' },
+    show: { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (values.help) {
+    context.stdout(`${COMMANDS['redact-check']!.help}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length !== 1) {
+    throw usageError(
+      positionals.length === 0
+        ? 'missing <file>: usage `rewind redact-check <file|->` (- reads standard input)'
+        : `\`rewind redact-check\` takes one file, got ${positionals.length}: ${positionals.join(' ')}`,
+    );
+  }
+  const report = await redactCheck({
+    input: positionals[0]!,
+    policy: values.policy,
+    as: values.as,
+    at: values.at,
+    show: values.show === true,
+    env: context.env,
+    cwd: context.cwd,
+    readStdin: context.readStdin ?? readProcessStdin,
+  });
+  if (values.json) context.stdout(json(report));
+  else write(context, renderRedactCheck(report, values.show === true));
+  return EXIT_OK;
+}
+
+async function readProcessStdin(): Promise<string> {
+  let text = '';
+  process.stdin.setEncoding('utf8');
+  for await (const chunk of process.stdin) text += chunk;
+  return text;
 }
 
 /** Runs the CLI; resolves to the exit code. Never throws for a user error: it prints it instead. */
