@@ -1,6 +1,6 @@
 import { type BlobHash, blobHashOf } from '@rewind/schema';
 import { BlobNotFoundError } from '@rewind/store';
-import { mediaType, readBody, requireMediaType } from '../body.ts';
+import { readBody, requireMediaType } from '../body.ts';
 import type { Handler, ServerContext } from '../context.ts';
 import { withStore } from '../context.ts';
 import { badRequest, HttpError, notFound } from '../http-error.ts';
@@ -39,9 +39,7 @@ async function blobRead<T>(context: ServerContext, hash: BlobHash, read: () => P
 
 export const putBlob: Handler = async (context, { req, rawParams }) => {
   const hash = hashParam(rawParams[0]!);
-  const type = mediaType(req);
-  if (type !== '' && type !== 'application/octet-stream')
-    requireMediaType(req, 'application/octet-stream', 'a blob');
+  // Any Content-Type is taken: a blob is bytes, whatever the client calls them.
   const bytes = await readBody(req, context.limits.maxBlobBytes, 'the blob');
   const actual = blobHashOf(bytes);
   if (actual !== hash) {
