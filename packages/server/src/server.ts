@@ -189,7 +189,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     });
   });
   server.on('clientError', (error, socket) => {
-    if (socket.writable)
+    // As node's default: answer 400 only when nothing was written yet (no response in progress).
+    if (socket.writable && socket.bytesWritten === 0)
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();
     log({ level: 'warn', msg: 'malformed request', error: error.message });
