@@ -9,6 +9,7 @@ import {
   BACKENDS,
   invalidEventCases,
   postJson,
+  seededRandom,
   startTestServer,
   type TestServer,
 } from './testing/backends.ts';
@@ -26,15 +27,6 @@ function goldenPendingTrace(): { events: RewindEvent[]; blobs: Map<BlobHash, Uin
   for (const hex of readdirSync(new URL('blobs/sha256/', GOLDEN)))
     blobs.set(`sha256:${hex}`, readFileSync(new URL(`blobs/sha256/${hex}`, GOLDEN)));
   return { events, blobs };
-}
-
-/** A small seeded PRNG, so a failure can be reproduced. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
-    return state / 2 ** 32;
-  };
 }
 
 function blobFrame(hash: string, bytes: Uint8Array): Buffer {
@@ -71,7 +63,7 @@ for (const backend of BACKENDS) {
       const stream = buildStream([plan], newNamespace());
       assert.equal(stream.events.length, 963);
       const cases = invalidEventCases();
-      const random = prng(37);
+      const random = seededRandom(37);
       const batch: unknown[] = [...stream.events];
       const invalidAt = new Map<number, { field: string; name: string }>();
       for (let i = 0; i < 37; i++) {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Store } from '@rewind/store';
 import { isLoopbackHost, Keys } from './auth.ts';
@@ -190,7 +190,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   });
   server.on('clientError', (error, socket) => {
     // As node's default: answer 400 only when nothing was written yet (no response in progress).
-    if (socket.writable && socket.bytesWritten === 0)
+    if (socket.writable && (socket as Socket).bytesWritten === 0)
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();
     log({ level: 'warn', msg: 'malformed request', error: error.message });

@@ -144,3 +144,12 @@ export function postJson(
     body: JSON.stringify(body),
   });
 }
+
+/** A small seeded PRNG (LCG), so a failing order or position can be reproduced. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (Math.imul(state, 1_664_525) + 1_013_904_223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
