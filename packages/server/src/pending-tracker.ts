@@ -8,7 +8,7 @@ import type { Metrics } from './metrics.ts';
 // found missing stays counted until it is uploaded through this process. It is a per-process
 // indicator for alerts; `rewind doctor` (or GET /v1/runs/:id) gives the exact list.
 
-const CHECKS_PER_SECOND = 2000;
+const CHECKS_PER_SECOND = 200;
 const MAX_TRACKED = 100_000;
 const REF_FIELDS = ['input', 'output', 'tape', 'request', 'response'] as const;
 
