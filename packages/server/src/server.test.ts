@@ -642,3 +642,29 @@ describe('startServer', () => {
     }
   });
 });
+
+describe('clients that go away', () => {
+  test('a client that drops the connection mid-body leaves the server serving', async () => {
+    const { connect } = await import('node:net');
+    const t = await startTestServer(BACKENDS[0]!);
+    try {
+      const { port } = new URL(t.url);
+      for (let i = 0; i < 5; i++) {
+        const socket = connect(Number(port), '127.0.0.1');
+        await new Promise((resolve) => socket.once('connect', resolve));
+        socket.write(
+          'POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"events":[',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        socket.destroy();
+      }
+      const response = await postJson(`${t.url}/v1/events`, {
+        events: buildStream([simpleRunPlan(1)], newNamespace()).events,
+      });
+      assert.equal(response.status, 200);
+      assert.equal((await fetch(`${t.url}/healthz`)).status, 200);
+    } finally {
+      await t.close();
+    }
+  });
+});
