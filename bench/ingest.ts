@@ -6,7 +6,9 @@
 //   - the baseline, in the same run: a plain node:http server that parses the JSON and inserts
 //     one row per event into node:sqlite, a transaction per batch (bench/ingest/server-child.ts).
 // Per server: (a) throughput, events/s acknowledged with 200, at CONNECTIONS requests in flight
-// for SECONDS; (b) the p99 acknowledgement latency at half that rate (autocannon's overallRate).
+// for SECONDS; (b) the p99 acknowledgement latency at half that rate (autocannon's overallRate);
+// (c) the server's CPU time per event over both (process.cpuUsage, all threads): on a machine shared
+// with other work, the throughput moves with the load; CPU per event much less.
 // Every body is fresh (new run id and event ids), so every event is stored, never a duplicate;
 // the Rewind rows check afterwards that the server counted each one as accepted.
 
@@ -62,6 +64,8 @@ function bodyFactory(): () => Buffer {
 interface Child {
   process: ChildProcess;
   url: string;
+  /** The child's CPU time in µs (all threads), known once it has stopped. */
+  cpuUs: Promise<number>;
 }
 
 function startChild(args: string[]): Promise<Child> {
@@ -69,28 +73,41 @@ function startChild(args: string[]): Promise<Child> {
   const profile = process.env.REWIND_BENCH_PROFILE;
   const flags = profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
   const child = spawn(process.execPath, [...flags, CHILD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let resolveCpu: (us: number) => void;
+  const cpuUs = new Promise<number>((resolve) => {
+    resolveCpu = resolve;
+  });
   return new Promise((resolve, reject) => {
-    let buffered = '';
+    let tail = '';
     let found = false;
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      if (found) return; // keep draining the request log
-      buffered += chunk;
-      const line = buffered.split('\n').find((l) => l.includes('"listening"'));
-      if (line !== undefined) {
-        found = true;
-        resolve({ process: child, url: (JSON.parse(line) as { url: string }).url });
+      // Keep only the end of the request log: the lines looked for are the first and the last.
+      tail = (tail + chunk).slice(-65_536);
+      for (;;) {
+        const newline = tail.indexOf('\n');
+        if (newline === -1) break;
+        const line = tail.slice(0, newline);
+        tail = tail.slice(newline + 1);
+        if (!found && line.includes('"listening"')) {
+          found = true;
+          resolve({ process: child, url: (JSON.parse(line) as { url: string }).url, cpuUs });
+        } else if (line.startsWith('{"msg":"cpu"')) {
+          resolveCpu((JSON.parse(line) as { cpuUs: number }).cpuUs);
+        }
       }
     });
     child.on('exit', (code) => {
       if (!found) reject(new Error(`bench server ${args[0]} exited with ${code}`));
+      resolveCpu(Number.NaN);
     });
   });
 }
 
-async function stopChild(child: Child): Promise<void> {
+async function stopChild(child: Child): Promise<number> {
   const exited = new Promise((resolve) => child.process.on('exit', resolve));
   child.process.kill('SIGTERM');
   await exited;
+  return child.cpuUs;
 }
 
 interface Load {
@@ -130,8 +147,8 @@ async function acceptedCount(url: string): Promise<number> {
 export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
   const kinds = ['baseline', 'sqlite', 'postgres'] as const;
   const results = Object.fromEntries(
-    kinds.map((k) => [k, { rate: [] as number[], p99: [] as number[] }]),
-  ) as Record<(typeof kinds)[number], { rate: number[]; p99: number[] }>;
+    kinds.map((k) => [k, { rate: [] as number[], p99: [] as number[], cpu: [] as number[] }]),
+  ) as Record<(typeof kinds)[number], { rate: number[]; p99: number[]; cpu: number[] }>;
   const schemas: string[] = [];
   try {
     for (let run = 0; run < ctx.runs; run++) {
@@ -145,6 +162,8 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
           args = ['rewind-postgres', ctx.postgresUrl, schema, join(ctx.tmpDir, `pg-blobs-${run}`)];
         }
         const child = await startChild(args);
+        let events = 0;
+        let stopped = false;
         try {
           const nextBody = bodyFactory();
           const full = await load(child.url, nextBody);
@@ -163,13 +182,17 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
                 `${kind}: the server accepted ${accepted} events, autocannon got ${sent} acknowledged`,
               );
           }
+          events = full.acknowledged + half.acknowledged;
+          const cpuUs = await stopChild(child);
+          stopped = true;
+          results[kind].cpu.push(cpuUs / events);
           results[kind].rate.push(full.eventsPerSecond);
           results[kind].p99.push(half.p99Ms);
           ctx.log(
-            `run ${run + 1}/${ctx.runs} ${kind}: ${Math.round(full.eventsPerSecond)} events/s (p99 ${full.p99Ms} ms at full load); p99 ${half.p99Ms} ms, p50 ${half.p50Ms} ms at half load (${Math.round(half.eventsPerSecond)} events/s)`,
+            `run ${run + 1}/${ctx.runs} ${kind}: ${Math.round(full.eventsPerSecond)} events/s (p99 ${full.p99Ms} ms at full load); p99 ${half.p99Ms} ms, p50 ${half.p50Ms} ms at half load (${Math.round(half.eventsPerSecond)} events/s); server CPU ${(cpuUs / events).toFixed(1)} µs/event`,
           );
         } finally {
-          await stopChild(child);
+          if (!stopped) await stopChild(child);
         }
       }
     }
@@ -209,6 +232,18 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
       median: median(results.postgres.p99),
       target: '<= 50',
     },
+    {
+      name: 'ingest over HTTP: server CPU per event, SQLite (all threads, full + half load)',
+      unit: 'µs',
+      median: median(results.sqlite.cpu),
+      peer: `baseline: ${median(results.baseline.cpu).toFixed(1)} µs`,
+    },
+    {
+      name: 'ingest over HTTP: server CPU per event, PostgreSQL (server process only)',
+      unit: 'µs',
+      median: median(results.postgres.cpu),
+    },
+    { name: `${baselineName}: server CPU per event`, unit: 'µs', median: median(results.baseline.cpu) },
     { name: baselineName, unit: 'events/s', median: baseline },
     { name: `${baselineName}: p99 ack at half load`, unit: 'ms', median: median(results.baseline.p99) },
   ];

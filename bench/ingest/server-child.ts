@@ -11,6 +11,13 @@ import { openFsBlobStore, PostgresStore, SqliteStore } from '../../packages/stor
 
 const [mode, a, b, c] = process.argv.slice(2);
 
+/** The process's CPU time (all threads) since it listened, printed when it stops: the parent divides it by the events. */
+let cpuAtListen: NodeJS.CpuUsage | undefined;
+function printCpu(): void {
+  const { user, system } = process.cpuUsage(cpuAtListen);
+  process.stdout.write(`${JSON.stringify({ msg: 'cpu', cpuUs: user + system })}\n`);
+}
+
 if (mode === 'baseline') {
   const db = new DatabaseSync(a!);
   db.exec(
@@ -37,7 +44,14 @@ if (mode === 'baseline') {
       }
     });
   });
+  process.once('SIGTERM', () => {
+    printCpu();
+    server.close();
+    db.close();
+    process.exit(0);
+  });
   server.listen(0, '127.0.0.1', () => {
+    cpuAtListen = process.cpuUsage();
     const address = server.address() as { port: number };
     process.stdout.write(
       `${JSON.stringify({ msg: 'listening', url: `http://127.0.0.1:${address.port}` })}\n`,
@@ -50,9 +64,11 @@ if (mode === 'baseline') {
       : await PostgresStore.open(a!, { schema: b!, blobs: () => openFsBlobStore(c!) });
   // The default log: one JSON line per request on stdout, as `rewind serve` writes.
   const server = await startServer({ store, port: 0 });
+  cpuAtListen = process.cpuUsage();
   process.once('SIGTERM', async () => {
     await server.close();
     await store.close();
+    printCpu();
     process.exit(0);
   });
 }
