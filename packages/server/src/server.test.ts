@@ -668,3 +668,54 @@ describe('clients that go away', () => {
     }
   });
 });
+
+describe('close()', () => {
+  test('lets the request in flight finish, answering it with Connection: close, then resolves', async () => {
+    const { request } = await import('node:http');
+    const t = await startTestServer(BACKENDS[0]!);
+    try {
+      const body = Buffer.from(
+        JSON.stringify({ events: buildStream([simpleRunPlan(2)], newNamespace()).events }),
+      );
+      const { port } = new URL(t.url);
+      const agent = new (await import('node:http')).Agent({ keepAlive: true });
+      let sent!: () => void;
+      const halfSent = new Promise<void>((resolve) => {
+        sent = resolve;
+      });
+      const answer = new Promise<{ status: number; connection: string | undefined; body: string }>(
+        (resolve, reject) => {
+          const req = request(
+            {
+              host: '127.0.0.1',
+              port,
+              method: 'POST',
+              path: '/v1/events',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': body.length },
+            },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+              res.on('end', () =>
+                resolve({ status: res.statusCode ?? 0, connection: res.headers.connection, body: text }),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.write(body.subarray(0, 50), () => sent());
+          halfSent.then(() => setTimeout(() => req.end(body.subarray(50)), 50));
+        },
+      );
+      await halfSent;
+      const closed = t.server.close();
+      const response = await answer;
+      assert.equal(response.status, 200, response.body);
+      assert.equal(response.connection, 'close');
+      await closed;
+      agent.destroy();
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -83,6 +83,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   };
   const router = new Router([...ROUTES, ...(options.routes ?? [])]);
 
+  let stopping = false;
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
     const incomingId = req.headers['x-request-id'];
@@ -156,7 +157,8 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     if (failure instanceof ClientGoneError || res.destroyed) {
       if (!res.destroyed) res.destroy();
     } else {
-      send(res, method, reply, failure instanceof HttpError && failure.status === 413);
+      // After a 413 the rest of the body may be unread; while stopping, keep-alive would hold the close.
+      send(res, method, reply, stopping || (failure instanceof HttpError && failure.status === 413));
     }
     metrics.request(routeName, reply.status);
     const line: LogLine = {
@@ -213,6 +215,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     url,
     metrics,
     close() {
+      stopping = true;
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
