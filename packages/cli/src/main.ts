@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { ListRunsQuery, StoredRunStatus } from '@rewind/store';
 import { ConfigError, resolveStoreConfig, type StoreConfig } from './config.ts';
+import { diagnose } from './doctor.ts';
 import { CliError, dataError, EXIT_DATA, EXIT_OK, EXIT_USAGE, usageError } from './errors.ts';
 import { createStyle, plural, shouldColor } from './format.ts';
 import { guard, openConfiguredStore, storeError } from './open-store.ts';
@@ -10,6 +11,7 @@ import { renderRunsTable, toRunListJson } from './render-runs.ts';
 import { renderShow } from './render-show.ts';
 import { loadRunView, type RunView, toShowJson } from './run-view.ts';
 import { buildSampleRun } from './sample-run.ts';
+import { collectKeys, parsePort, serve } from './serve.ts';
 import { uuidv7 } from './trace-builder.ts';
 
 /** Everything the CLI touches of its process, so tests can run it in-process. */
@@ -157,6 +159,52 @@ Exit codes:
   3  the input file cannot be read
   1  an internal error (a bug: please report it with the message)`,
     run: redactCheckCommand,
+  },
+  doctor: {
+    summary: 'list pending artifacts: blobs that recorded runs refer to but the store lacks',
+    help: `Usage: rewind doctor [--json] [--store <dir|url>]
+
+Checks every run in the store: each blob its events refer to (run input, output and tape, each
+step's request and response, and their parts) must be in the blob store. Prints, per run with
+missing blobs, where each one is needed and its hash. Blobs still missing after the SDK or a
+server has been given time to upload them usually mean an exporter that lost its spool or a
+blob directory that was moved: point --blobs at the right directory, or re-send the run.
+
+Options:
+  --json               print {checkedRuns, pendingArtifacts, runs: [{runId, agent, status,
+                       pendingArtifacts: [{hash, where}]}]} (only runs with pending artifacts)
+${STORE_OPTIONS}
+
+Exit codes: 0 no pending artifacts, 3 some (or the store cannot be read), 2 usage error.
+
+${STORE_HELP}`,
+    run: doctorCommand,
+  },
+  serve: {
+    summary: 'run the HTTP API (ingest and queries) on the store',
+    help: `Usage: rewind serve [--host 127.0.0.1] [--port 8787] [--store <dir|url>] [--blobs <dir>]
+                    [--ingest-key <key>]… [--read-key <key>]…
+
+Serves the Rewind HTTP API (docs/api.md) on the store: event and blob ingest for the SDK's
+exporter, and the run, timeline and step reads. Logs one JSON line per request on stdout,
+starting with {"msg":"listening","url":"http://<host>:<port>",…}. SIGTERM or SIGINT: stops
+accepting connections, finishes the requests in flight, closes the store and exits 0.
+
+Options:
+  --host <host>        the address to listen on (default 127.0.0.1)
+  --port <port>        the port (default 8787; 0 picks a free one, printed in the "listening" line)
+  --ingest-key <key>   a key allowed to send events and blobs (repeatable; also $REWIND_INGEST_KEYS,
+                       comma separated)
+  --read-key <key>     a key allowed to read runs and /metrics (repeatable; also $REWIND_READ_KEYS)
+${STORE_OPTIONS}
+
+Auth: on 127.0.0.1, ::1 or localhost with no key, every route is open. Any other address needs at
+least one key; clients send Authorization: Bearer <key>. /healthz and /readyz need no key.
+
+${STORE_HELP}
+
+${EXIT_HELP}`,
+    run: serveCommand,
   },
 };
 
@@ -495,6 +543,71 @@ async function readProcessStdin(): Promise<string> {
   process.stdin.setEncoding('utf8');
   for await (const chunk of process.stdin) text += chunk;
   return text;
+}
+
+async function serveCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('serve', args, {
+    ...COMMON_OPTIONS,
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'ingest-key': { type: 'string', multiple: true },
+    'read-key': { type: 'string', multiple: true },
+  });
+  if (values.help) {
+    context.stdout(`${COMMANDS.serve!.help}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0)
+    throw usageError(`unexpected argument '${positionals[0]}' — see \`rewind serve --help\``);
+  const host = values.host ?? '127.0.0.1';
+  if (host.trim() === '') throw usageError('--host needs an address, e.g. 127.0.0.1 or 0.0.0.0');
+  const options = {
+    host,
+    port: parsePort(values.port),
+    ingestKeys: collectKeys(values['ingest-key'], context.env.REWIND_INGEST_KEYS),
+    readKeys: collectKeys(values['read-key'], context.env.REWIND_READ_KEYS),
+  };
+  return serve(options, storeConfig(values, context), context);
+}
+
+async function doctorCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('doctor', args, { ...COMMON_OPTIONS, json: { type: 'boolean' } });
+  if (values.help) {
+    context.stdout(`${COMMANDS.doctor!.help}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0)
+    throw usageError(
+      `unexpected argument '${positionals[0]}' — \`rewind doctor\` checks every run; see \`rewind doctor --help\``,
+    );
+  const config = storeConfig(values, context);
+  const store = await openConfiguredStore(config, { create: false });
+  try {
+    const report = await guard(config, () => diagnose(store));
+    if (values.json) {
+      context.stdout(json(report));
+    } else if (report.pendingArtifacts === 0) {
+      write(context, [
+        `no pending artifacts: every blob the ${plural(report.checkedRuns, 'run')} in ${config.display} refer to is stored`,
+      ]);
+    } else {
+      const lines: string[] = [];
+      for (const run of report.runs) {
+        lines.push(
+          `run ${run.runId} (${run.agent ?? 'agent unknown'}, ${run.status}): ${plural(run.pendingArtifacts.length, 'pending artifact')}`,
+        );
+        for (const artifact of run.pendingArtifacts) lines.push(`  ${artifact.where}: ${artifact.hash}`);
+      }
+      lines.push(
+        '',
+        `${plural(report.pendingArtifacts, 'pending artifact')} in ${plural(report.runs.length, 'run')} of ${report.checkedRuns} — blobs in ${config.blobs} that these runs need are missing: let the SDK finish uploading (flush), re-send the runs, or point --blobs at the right directory`,
+      );
+      write(context, lines);
+    }
+    return report.pendingArtifacts === 0 ? EXIT_OK : EXIT_DATA;
+  } finally {
+    await store.close().catch(() => {});
+  }
 }
 
 /** Runs the CLI; resolves to the exit code. Never throws for a user error: it prints it instead. */

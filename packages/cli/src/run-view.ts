@@ -1,11 +1,16 @@
 import type { BlobHash, BlobRef, ErrorInfo, ForkEdit, ReplayMode, StepKind } from '@rewind/schema';
 import {
+  compareWhere,
   type RunRecord,
   readPayload,
+  readWholeTimeline,
   type StepRecord,
   type Store,
   type StoredRunStatus,
+  stepPayloadWhere,
 } from '@rewind/store';
+
+export { readWholeTimeline };
 
 // One run with its whole timeline and every payload resolved from the blob store: what
 // `rewind show` prints (as a tree, or as JSON). A payload that cannot be read (a blob missing or
@@ -64,22 +69,6 @@ export interface ShowStepJson {
   endedAt: string | null;
 }
 
-/** How many steps one timeline read asks for. */
-const PAGE = 1000;
-
-/** Reads every step of a run, in seq order, following the timeline cursor. */
-export async function readWholeTimeline(store: Store, runId: string): Promise<StepRecord[]> {
-  const steps: StepRecord[] = [];
-  let afterSeq = 0;
-  for (;;) {
-    const page = await store.readTimeline(runId, { afterSeq, limit: PAGE });
-    steps.push(...page.items);
-    const last = page.items.at(-1);
-    if (page.nextCursor === undefined || last === undefined) return steps;
-    afterSeq = last.seq;
-  }
-}
-
 /** Loads a run and resolves its payloads; undefined when the store has no such run. */
 export async function loadRunView(store: Store, runId: string): Promise<RunView | undefined> {
   const run = await store.getRun(runId);
@@ -103,18 +92,12 @@ export async function loadRunView(store: Store, runId: string): Promise<RunView 
     resolve(run.output, 'run output'),
     mapLimited(records, 16, async (record) => ({
       record,
-      request: await resolve(record.request, `step ${record.seq} request`),
-      response: await resolve(record.response, `step ${record.seq} response`),
+      request: await resolve(record.request, stepPayloadWhere(record.seq, 'request')),
+      response: await resolve(record.response, stepPayloadWhere(record.seq, 'response')),
     })),
   ]);
-  missing.sort((a, b) => order(a.where) - order(b.where) || a.where.localeCompare(b.where));
+  missing.sort((a, b) => compareWhere(a.where, b.where));
   return { run, input, output, steps, missing };
-}
-
-function order(where: string): number {
-  if (where === 'run input') return -2;
-  if (where === 'run output') return -1;
-  return Number(/^step (\d+)/.exec(where)?.[1] ?? 0);
 }
 
 /** The hash of the blob that failed (a part, when a part was missing), when the error names one. */

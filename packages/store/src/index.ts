@@ -4,6 +4,7 @@ export * from './config.ts';
 export * from './fs-blob-store.ts';
 export * from './open.ts';
 export * from './payload.ts';
+export * from './pending-artifacts.ts';
 export { PostgresStore, type PostgresStoreOptions } from './postgres/postgres-store.ts';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export * from './store.ts';

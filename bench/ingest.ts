@@ -1,0 +1,250 @@
+// Ingest over HTTP on loopback (issue 4): autocannon posts batches of 100 ~2 KB events (one new
+// run per batch: 50 steps, started and finished, the events of bench/store.ts) to a server in a
+// child process, on the same 2 cores as the load generator:
+//   - Rewind's startServer (what `rewind serve` runs, request logging included) on SQLite,
+//   - the same on PostgreSQL,
+//   - the baseline, in the same run: a plain node:http server that parses the JSON and inserts
+//     one row per event into node:sqlite, a transaction per batch (bench/ingest/server-child.ts).
+// Per server: (a) throughput, events/s acknowledged with 200, at CONNECTIONS requests in flight
+// for SECONDS; (b) the p99 acknowledgement latency at half that rate (autocannon's overallRate);
+// (c) the server's CPU time per event over both (process.cpuUsage, all threads): on a machine shared
+// with other work, the throughput moves with the load; CPU per event much less.
+// Every body is fresh (new run id and event ids), so every event is stored, never a duplicate;
+// the Rewind rows check afterwards that the server counted each one as accepted.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import type { BenchContext, BenchRow } from './lib.ts';
+import { median } from './lib.ts';
+import { runEvents } from './store.ts';
+
+const BATCH = 100;
+const CONNECTIONS = 8;
+const SECONDS = Number(process.env.REWIND_BENCH_INGEST_SECONDS ?? 8);
+const CHILD = new URL('./ingest/server-child.ts', import.meta.url).pathname;
+
+/**
+ * Bodies of BATCH events with a fresh run id and fresh event ids each: one serialized template,
+ * copied, with the ids written over fixed-width placeholders (cheap for the load generator, which
+ * shares the cores with the server).
+ */
+function bodyFactory(): () => Buffer {
+  const nonce = randomBytes(4).toString('hex');
+  const RUN = 'R'.repeat(32);
+  const EVENT = 'E'.repeat(36);
+  const text = `{"events":[${runEvents('big', RUN, 0, BATCH)
+    .map((event) => JSON.stringify({ ...(event as Record<string, unknown>), eventId: EVENT }))
+    .join(',')}]}`;
+  const template = Buffer.from(text, 'latin1');
+  const runAt: number[] = [];
+  const eventAt: number[] = [];
+  for (let at = text.indexOf(RUN); at !== -1; at = text.indexOf(RUN, at + RUN.length)) runAt.push(at);
+  for (let at = text.indexOf(EVENT); at !== -1; at = text.indexOf(EVENT, at + EVENT.length)) eventAt.push(at);
+  let counter = 0;
+  return () => {
+    counter++;
+    const c = counter.toString(16).padStart(12, '0');
+    const body = Buffer.from(template);
+    const runId = `ingest-${nonce}-${c}`.padEnd(RUN.length, '0');
+    for (const at of runAt) body.write(runId, at, 'latin1');
+    eventAt.forEach((at, i) => {
+      body.write(
+        `${nonce}-${c.slice(0, 4)}-7${c.slice(4, 7)}-8${c.slice(7, 10)}-${c.slice(10, 12)}${i.toString(16).padStart(10, '0')}`,
+        at,
+        'latin1',
+      );
+    });
+    return body;
+  };
+}
+
+interface Child {
+  process: ChildProcess;
+  url: string;
+  /** The child's CPU time in µs (all threads), known once it has stopped. */
+  cpuUs: Promise<number>;
+}
+
+function startChild(args: string[]): Promise<Child> {
+  // REWIND_BENCH_PROFILE=<dir>: each server writes a CPU profile there (node --cpu-prof) when stopped.
+  const profile = process.env.REWIND_BENCH_PROFILE;
+  const flags = profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`];
+  const child = spawn(process.execPath, [...flags, CHILD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let resolveCpu: (us: number) => void;
+  const cpuUs = new Promise<number>((resolve) => {
+    resolveCpu = resolve;
+  });
+  return new Promise((resolve, reject) => {
+    let tail = '';
+    let found = false;
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      // Keep only the end of the request log: the lines looked for are the first and the last.
+      tail = (tail + chunk).slice(-65_536);
+      for (;;) {
+        const newline = tail.indexOf('\n');
+        if (newline === -1) break;
+        const line = tail.slice(0, newline);
+        tail = tail.slice(newline + 1);
+        if (!found && line.includes('"listening"')) {
+          found = true;
+          resolve({ process: child, url: (JSON.parse(line) as { url: string }).url, cpuUs });
+        } else if (line.startsWith('{"msg":"cpu"')) {
+          resolveCpu((JSON.parse(line) as { cpuUs: number }).cpuUs);
+        }
+      }
+    });
+    child.on('exit', (code) => {
+      if (!found) reject(new Error(`bench server ${args[0]} exited with ${code}`));
+      resolveCpu(Number.NaN);
+    });
+  });
+}
+
+async function stopChild(child: Child): Promise<number> {
+  const exited = new Promise((resolve) => child.process.on('exit', resolve));
+  child.process.kill('SIGTERM');
+  await exited;
+  return child.cpuUs;
+}
+
+interface Load {
+  acknowledged: number;
+  eventsPerSecond: number;
+  p99Ms: number;
+  p50Ms: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(url: string, nextBody: () => Buffer, rate?: number): Promise<Load> {
+  const result = await autocannon({
+    url: `${url}/v1/events`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    ...(rate === undefined ? {} : { overallRate: rate }),
+    requests: [{ setupRequest: (request: Record<string, unknown>) => ({ ...request, body: nextBody() }) }],
+  });
+  return {
+    acknowledged: result['2xx'] * BATCH,
+    eventsPerSecond: (result['2xx'] * BATCH) / (result.duration ?? SECONDS),
+    p99Ms: result.latency.p99,
+    p50Ms: result.latency.p50,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+async function acceptedCount(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return Number(/^rewind_events_total\{outcome="accepted"\} (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+}
+
+export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
+  const kinds = ['baseline', 'sqlite', 'postgres'] as const;
+  const results = Object.fromEntries(
+    kinds.map((k) => [k, { rate: [] as number[], p99: [] as number[], cpu: [] as number[] }]),
+  ) as Record<(typeof kinds)[number], { rate: number[]; p99: number[]; cpu: number[] }>;
+  const schemas: string[] = [];
+  try {
+    for (let run = 0; run < ctx.runs; run++) {
+      for (const kind of kinds) {
+        let args: string[];
+        if (kind === 'baseline') args = ['baseline', join(ctx.tmpDir, `baseline-${run}.db`)];
+        else if (kind === 'sqlite') args = ['rewind-sqlite', join(ctx.tmpDir, `sqlite-${run}`)];
+        else {
+          const schema = `rewind_bench_ingest_${randomBytes(4).toString('hex')}`;
+          schemas.push(schema);
+          args = ['rewind-postgres', ctx.postgresUrl, schema, join(ctx.tmpDir, `pg-blobs-${run}`)];
+        }
+        const child = await startChild(args);
+        let events = 0;
+        let stopped = false;
+        try {
+          const nextBody = bodyFactory();
+          const full = await load(child.url, nextBody);
+          const half = await load(child.url, nextBody, Math.max(1, (full.eventsPerSecond / BATCH) * 0.5));
+          if (full.non2xx + full.errors + half.non2xx + half.errors > 0)
+            throw new Error(
+              `${kind}: ${full.non2xx + half.non2xx} non-2xx answers, ${full.errors + half.errors} errors`,
+            );
+          if (kind !== 'baseline') {
+            const accepted = await acceptedCount(child.url);
+            const sent = full.acknowledged + half.acknowledged;
+            // Every acknowledged event was accepted (new), none a duplicate; autocannon may count a
+            // request or two in flight at the end that the server also finished.
+            if (Math.abs(accepted - sent) > 2 * CONNECTIONS * BATCH)
+              throw new Error(
+                `${kind}: the server accepted ${accepted} events, autocannon got ${sent} acknowledged`,
+              );
+          }
+          events = full.acknowledged + half.acknowledged;
+          const cpuUs = await stopChild(child);
+          stopped = true;
+          results[kind].cpu.push(cpuUs / events);
+          results[kind].rate.push(full.eventsPerSecond);
+          results[kind].p99.push(half.p99Ms);
+          ctx.log(
+            `run ${run + 1}/${ctx.runs} ${kind}: ${Math.round(full.eventsPerSecond)} events/s (p99 ${full.p99Ms} ms at full load); p99 ${half.p99Ms} ms, p50 ${half.p50Ms} ms at half load (${Math.round(half.eventsPerSecond)} events/s); server CPU ${(cpuUs / events).toFixed(1)} µs/event`,
+          );
+        } finally {
+          if (!stopped) await stopChild(child);
+        }
+      }
+    }
+  } finally {
+    if (schemas.length > 0) {
+      const client = new pg.Client({ connectionString: ctx.postgresUrl });
+      await client.connect();
+      for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await client.end();
+    }
+  }
+  const baseline = median(results.baseline.rate);
+  const baselineName = 'ingest baseline: node:http + JSON.parse + node:sqlite INSERT (100/tx)';
+  return [
+    {
+      name: 'ingest over HTTP, SQLite (autocannon, batches of 100 ~2 KB events)',
+      unit: 'events/s',
+      median: median(results.sqlite.rate),
+      peer: `${baselineName}: ${Math.round(baseline)} events/s; ratio ${(median(results.sqlite.rate) / baseline).toFixed(2)}`,
+      target: '>= 50000 and >= 2x baseline',
+    },
+    {
+      name: 'ingest over HTTP, SQLite: p99 ack at half load',
+      unit: 'ms',
+      median: median(results.sqlite.p99),
+      target: '<= 50',
+    },
+    {
+      name: 'ingest over HTTP, PostgreSQL (autocannon, batches of 100 ~2 KB events)',
+      unit: 'events/s',
+      median: median(results.postgres.rate),
+      target: '>= 20000',
+    },
+    {
+      name: 'ingest over HTTP, PostgreSQL: p99 ack at half load',
+      unit: 'ms',
+      median: median(results.postgres.p99),
+      target: '<= 50',
+    },
+    {
+      name: 'ingest over HTTP: server CPU per event, SQLite (all threads, full + half load)',
+      unit: 'µs',
+      median: median(results.sqlite.cpu),
+      peer: `baseline: ${median(results.baseline.cpu).toFixed(1)} µs`,
+    },
+    {
+      name: 'ingest over HTTP: server CPU per event, PostgreSQL (server process only)',
+      unit: 'µs',
+      median: median(results.postgres.cpu),
+    },
+    { name: `${baselineName}: server CPU per event`, unit: 'µs', median: median(results.baseline.cpu) },
+    { name: baselineName, unit: 'events/s', median: baseline },
+    { name: `${baselineName}: p99 ack at half load`, unit: 'ms', median: median(results.baseline.p99) },
+  ];
+}

@@ -1,0 +1,66 @@
+import { type LogLine, ServerConfigError, startServer } from '@rewind/server';
+import type { StoreConfig } from './config.ts';
+import { usageError } from './errors.ts';
+import type { CliContext } from './main.ts';
+import { openConfiguredStore } from './open-store.ts';
+
+// `rewind serve`: the HTTP API (docs/server.md) on the configured store, until SIGTERM or SIGINT:
+// then it stops accepting connections, lets requests in flight finish, closes the store, exits 0.
+
+export interface ServeOptions {
+  host: string;
+  port: number;
+  ingestKeys: string[];
+  readKeys: string[];
+}
+
+/** Keys from the flags and from a comma-separated environment variable, together. */
+export function collectKeys(flags: readonly string[] | undefined, env: string | undefined): string[] {
+  const fromEnv = (env ?? '')
+    .split(',')
+    .map((key) => key.trim())
+    .filter((key) => key !== '');
+  return [...new Set([...(flags ?? []), ...fromEnv])];
+}
+
+export function parsePort(value: string | undefined): number {
+  if (value === undefined) return 8787;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(port >= 0 && port <= 65_535))
+    throw usageError(`--port must be a whole number from 0 to 65535 (0: any free port), got '${value}'`);
+  return port;
+}
+
+export async function serve(
+  options: ServeOptions,
+  config: StoreConfig,
+  context: CliContext,
+): Promise<number> {
+  const store = await openConfiguredStore(config, { create: true });
+  const log = (line: LogLine) =>
+    context.stdout(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ store, ...options, log });
+  } catch (error) {
+    await store.close().catch(() => {});
+    if (error instanceof ServerConfigError) throw usageError(error.message);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw usageError(
+        `port ${options.port} on ${options.host} is already in use: choose another with --port`,
+      );
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      throw usageError(`cannot listen on ${options.host}: no such local address — check --host`);
+    throw error;
+  }
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log({ level: 'info', msg: 'stopping', signal });
+  await server.close();
+  await store.close();
+  log({ level: 'info', msg: 'stopped' });
+  return 0;
+}
