@@ -51,7 +51,10 @@ test('OTLP spans posted to /v1/otlp/traces become a run with steps, readable ove
       body: new Uint8Array([10, 0]),
     });
     assert.equal(protobuf.status, 415);
-    assert.match(((await protobuf.json()) as { error: { message: string } }).error.message, /application\/json/);
+    assert.match(
+      ((await protobuf.json()) as { error: { message: string } }).error.message,
+      /application\/json/,
+    );
     const answer = await post('in');
     assert.equal(answer.status, 200);
     assert.deepEqual(await answer.json(), {});
