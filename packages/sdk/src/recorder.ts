@@ -230,11 +230,19 @@ export class Recorder {
     return this.#exporter?.stats();
   }
 
-  /** Waits until everything captured so far is in the store (or dropped), or the deadline passes. Never rejects. */
+  /**
+   * Waits until everything captured so far is in the store or server (or dropped), or the
+   * deadline passes; with an endpoint, also delivers what earlier processes spooled. Never rejects.
+   */
   async flush(options: DeadlineOptions = {}): Promise<FlushResult> {
     const pipeline = this.#pipeline;
     if (pipeline === undefined) return { ...this.stats(), done: true, timedOut: false };
-    const result = await pipeline.flush(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const started = monotonicNow();
+    const result = await pipeline.flush(timeoutMs);
+    // with an endpoint, also what earlier processes left in the spool
+    if (!result.timedOut && this.#exporter !== undefined)
+      await this.#exporter.drainSpool(timeoutMs - (monotonicNow() - started));
     if (result.timedOut)
       this.#reporter.report(
         'deadline',

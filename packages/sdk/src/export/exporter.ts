@@ -153,7 +153,8 @@ export class HttpExporter implements Sink {
   #outageUntil = 0;
   #probeDelay = 0;
   #draining: Promise<void> | undefined;
-  #drainAgain = false;
+  /** A drain asked for while one was running: start another this many ms after it ends. */
+  #drainAgainIn: number | undefined;
   #drainTimer: NodeJS.Timeout | undefined;
   readonly #stats: ExporterStats = { requests: 0, retries: 0, recovered: { delivered: 0, dropped: 0 } };
 
@@ -286,6 +287,10 @@ export class HttpExporter implements Sink {
     let failed: Set<BlobHash> | undefined;
     if (blobs.size > 0) {
       const missing = await this.#missing([...blobs.keys()], signal);
+      if (missing.kind === 'failed') {
+        this.#refused('POST /v1/blobs/missing', missing, events.length);
+        return { delivered: 0, dropped: events.length, stored, rest: undefined };
+      }
       if (missing.kind !== 'ok')
         return { delivered: 0, dropped: 0, stored, rest: all, ...this.#why(missing) };
       for (const hash of blobs.keys()) if (!missing.hashes.has(hash)) stored.push(hash);
@@ -335,6 +340,21 @@ export class HttpExporter implements Sink {
     return { delivered, dropped, stored, rest: undefined };
   }
 
+  /** Reports a final refusal (once per route and status). */
+  #refused(route: string, attempt: { status: number; message: string }, events: number | undefined): void {
+    const what = events === undefined ? 'the events that need those blobs are' : `${events} event(s)`;
+    const advice =
+      attempt.status === 401 || attempt.status === 403
+        ? 'check the API key (apiKey, $REWIND_API_KEY): it must be an ingest key'
+        : 'a retry would get the same answer';
+    this.#reporter.report(
+      'export_failed',
+      `${this.location} answered ${route} with ${attempt.status} (${attempt.message}): ${what} dropped and counted, not retried (${advice})`,
+      undefined,
+      `${route} ${attempt.status}`,
+    );
+  }
+
   #why(attempt: Attempt): { unreachable?: { reason: string; retryAfterMs?: number } } {
     if (attempt.kind !== 'unreachable') return {};
     return {
@@ -349,6 +369,7 @@ export class HttpExporter implements Sink {
     hashes: BlobHash[],
     signal: AbortSignal,
   ): Promise<{ kind: 'ok'; hashes: Set<BlobHash> } | Exclude<Attempt, { kind: 'ok' }>> {
+    // (a 404 means a server without this route; any other refusal is final for the batch)
     const missing = new Set<BlobHash>();
     for (let i = 0; i < hashes.length; i += 10_000) {
       const chunk = hashes.slice(i, i + 10_000);
@@ -360,13 +381,8 @@ export class HttpExporter implements Sink {
       );
       if (attempt.kind === 'unreachable' || attempt.kind === 'aborted') return attempt;
       if (attempt.kind === 'failed') {
-        // cannot ask: upload them all (the server stores each blob once anyway)
-        this.#reporter.report(
-          'export_failed',
-          `${this.location} answered POST /v1/blobs/missing with ${attempt.status} (${attempt.message}); every blob is uploaded instead`,
-          undefined,
-          `missing ${attempt.status}`,
-        );
+        if (attempt.status !== 404) return attempt;
+        // a server without the route: upload them all (it stores each blob once anyway)
         for (const hash of chunk) missing.add(hash);
         continue;
       }
@@ -412,12 +428,7 @@ export class HttpExporter implements Sink {
       if (attempt.kind === 'unreachable' || attempt.kind === 'aborted') return attempt;
       if (attempt.kind === 'failed') {
         for (const [hash] of chunk) failed.add(hash);
-        this.#reporter.report(
-          'export_failed',
-          `${this.location} refused a blob upload (${attempt.status} ${attempt.message}): the events that need those blobs are dropped and counted`,
-          undefined,
-          `blobs ${attempt.status}`,
-        );
+        this.#refused('POST /v1/blobs', attempt, undefined);
         continue;
       }
       let results: Array<{ hash?: unknown; status?: unknown; reason?: unknown }> | undefined;
@@ -459,12 +470,7 @@ export class HttpExporter implements Sink {
     const attempt = await this.#post('v1/events', body, 'application/json', signal);
     if (attempt.kind === 'unreachable' || attempt.kind === 'aborted') return attempt;
     if (attempt.kind === 'failed') {
-      this.#reporter.report(
-        'export_failed',
-        `${this.location} answered POST /v1/events with ${attempt.status} (${attempt.message}): ${bodies.length} event(s) dropped and counted (not retried: ${attempt.status === 401 || attempt.status === 403 ? 'check the API key (apiKey, $REWIND_API_KEY)' : 'a retry would get the same answer'})`,
-        undefined,
-        `events ${attempt.status}`,
-      );
+      this.#refused('POST /v1/events', attempt, bodies.length);
       return { kind: 'done', delivered: 0, dropped: bodies.length };
     }
     let parsed: { results?: unknown; rejected?: unknown } | undefined;
@@ -547,24 +553,52 @@ export class HttpExporter implements Sink {
   #kickDrain(delayMs: number): void {
     if (this.#closed) return;
     if (this.#draining !== undefined) {
-      if (delayMs === 0) this.#drainAgain = true;
+      this.#drainAgainIn = Math.min(this.#drainAgainIn ?? delayMs, delayMs);
       return;
     }
     if (this.#drainTimer !== undefined) clearTimeout(this.#drainTimer);
+    this.#drainTimer = undefined;
+    if (delayMs === 0) {
+      outsideRuns(() => this.#startDrain());
+      return;
+    }
     this.#drainTimer = outsideRuns(() =>
       setTimeout(() => {
         this.#drainTimer = undefined;
-        this.#draining = this.#drain().finally(() => {
-          this.#draining = undefined;
-          if (this.#drainAgain) {
-            this.#drainAgain = false;
-            this.#kickDrain(0);
-          }
-        });
+        this.#startDrain();
       }, delayMs),
     );
     // a spool waiting for a server that is down must not keep the process alive
     this.#drainTimer.unref();
+  }
+
+  #startDrain(): void {
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      const again = this.#drainAgainIn;
+      this.#drainAgainIn = undefined;
+      if (again !== undefined) this.#kickDrain(again);
+    });
+  }
+
+  /**
+   * Delivers what the spool holds now — this exporter's and what earlier processes left — until
+   * it is empty, the server cannot be reached, or the deadline (the file being delivered is put
+   * back). Never rejects. Resolves true when no deliverable spool file is left.
+   */
+  async drainSpool(timeoutMs = 10_000): Promise<boolean> {
+    if (this.#closed) return false;
+    const release = this.flushing(performanceNow() + Math.max(0, timeoutMs), () => {});
+    try {
+      while (this.#draining !== undefined) await this.#draining;
+    } finally {
+      release();
+    }
+    try {
+      return !(await this.#spool.files()).some((file) => file.state === 'spool');
+    } catch {
+      return false;
+    }
   }
 
   async #drain(): Promise<void> {
