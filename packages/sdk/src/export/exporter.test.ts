@@ -432,24 +432,31 @@ test('a server that cannot be reached at all: events are spooled, nothing else i
 
 test('the recorder with an endpoint (option, env or config) writes nothing locally when the server answers', async () => {
   const server = await startIngestServer();
-  for (const how of ['option', 'env'] as const) {
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  for (const how of ['option', 'env', 'config'] as const) {
     const cwd = freshDir();
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(cwd, { recursive: true });
+    if (how === 'config')
+      writeFileSync(join(cwd, 'rewind.config.json'), JSON.stringify({ endpoint: server.url }));
     const { errors, onError } = collect();
     const r = new Recorder(
       how === 'option'
         ? { endpoint: server.url, cwd, env: {}, onError }
-        : { cwd, env: { REWIND_ENDPOINT: server.url }, onError },
+        : { cwd, env: how === 'env' ? { REWIND_ENDPOINT: server.url } : {}, onError },
     );
     assert.equal(r.recording, true);
+    assert.equal(r.location, server.url);
     assert.equal(await r.agent('a', async (x: number) => x * 2)(21), 42);
     const result = await r.shutdown();
     assert.equal(result.delivered, 2);
     assert.deepEqual(errors, []);
-    assert.deepEqual(readdirSync(cwd), [], `${how}: nothing written locally`);
+    assert.deepEqual(
+      readdirSync(cwd),
+      how === 'config' ? ['rewind.config.json'] : [],
+      `${how}: nothing written locally`,
+    );
   }
-  await server.close();
+  assert.equal(server.events.size, 6);
 });
 
 test('a malformed endpoint is reported and nothing is recorded', () => {
@@ -514,4 +521,64 @@ test('property: under any fault schedule the counters add up, and the server hol
     ),
     { numRuns: 25 },
   );
+});
+
+// ---- a process killed with its spool half-written ------------------------------------------------
+
+test('a process SIGKILLed after spooling (with a torn last write): a later process delivers every event exactly once', async () => {
+  const gone = await startIngestServer();
+  const unreachable = gone.url;
+  await gone.close();
+  const cwd = freshDir();
+  const spoolDir = join(cwd, 'spool');
+  const script = `
+    import { Recorder } from ${JSON.stringify(new URL('../recorder.ts', import.meta.url).href)};
+    const r = new Recorder({ endpoint: ${JSON.stringify(unreachable)}, cwd: ${JSON.stringify(cwd)}, env: {},
+      spoolDir: ${JSON.stringify(spoolDir)}, onError: () => {}, exporter: { maxAttempts: 1 } });
+    const tool = r.tool('t', async (x) => 'answer '.repeat(30) + x);
+    const agent = r.agent('a', async (n) => { for (let i = 0; i < 3; i++) await tool(n * 10 + i); return n; });
+    for (let n = 0; n < 20; n++) await agent(n);
+    while (r.stats().spooled < r.stats().produced) await new Promise((resolve) => setTimeout(resolve, 5));
+    process.stdout.write(JSON.stringify(r.stats()) + '\\n');
+    setInterval(() => {}, 1000);
+  `;
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    child.on('exit', (code) => reject(new Error(`the child exited (${code}) before spooling: ${out}`)));
+  });
+  const stats = JSON.parse(line) as CaptureStats;
+  assert.deepEqual(stats, { produced: 160, delivered: 0, spooled: 160, dropped: 0, pending: 0 });
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('close', resolve));
+  const files = readdirSync(spoolDir);
+  assert.equal(files.length, 1);
+  assert.match(files[0]!, /\.open$/, 'the killed writer never sealed its file');
+  // a write the kill cut short
+  const { appendFileSync } = await import('node:fs');
+  appendFileSync(
+    join(spoolDir, files[0]!),
+    Buffer.concat([Buffer.from('RWS1'), Buffer.from([0, 0, 9, 0, 1, 2])]),
+  );
+
+  const healthy = await startIngestServer();
+  const { errors, onError } = collect();
+  const later = recorderFor(healthy, { cwd, spoolDir, onError });
+  const result = await later.flush({ timeoutMs: 10_000 });
+  assert.equal(result.done, true);
+  assert.deepEqual(later.exportStats()?.recovered, { delivered: 160, dropped: 0 });
+  assert.equal(healthy.events.size, 160);
+  for (const count of healthy.received.values()) assert.equal(count, 1);
+  assert.deepEqual(
+    errors.map((error) => error.code),
+    ['spool_corrupt'],
+  );
+  assert.deepEqual(readdirSync(spoolDir), []);
 });
