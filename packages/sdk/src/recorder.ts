@@ -269,9 +269,13 @@ export class Recorder {
     let result: FlushResult = flushed;
     if (flushed.timedOut) {
       const abandoned = pipeline.abandon();
+      const spooled =
+        flushed.spooled > 0 ? `; ${flushed.spooled} event(s) wait in the spool for a later process` : '';
       this.#reporter.report(
         'deadline',
-        `shutdown() reached its deadline with ${abandoned} event(s) still pending: they are dropped (the store is slow or not answering)`,
+        abandoned > 0
+          ? `shutdown() reached its deadline with ${abandoned} event(s) still pending: they are dropped (the store or server is slow or not answering)${spooled}`
+          : `shutdown() reached its deadline${spooled}`,
       );
       result = { ...pipeline.stats(), pending: flushed.pending, done: false, timedOut: true };
     }

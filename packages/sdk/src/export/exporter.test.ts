@@ -12,6 +12,7 @@ import type { CaptureStats } from '../pipeline.ts';
 import { Recorder, type RecorderOptions } from '../recorder.ts';
 import type { SinkBatch } from '../sink.ts';
 import { HttpExporter, type HttpExporterOptions } from './exporter.ts';
+import { startFaultProxy } from './testing/fault-proxy.ts';
 import {
   type Fault,
   type IngestServer,
@@ -581,4 +582,40 @@ test('a process SIGKILLed after spooling (with a torn last write): a later proce
     ['spool_corrupt'],
   );
   assert.deepEqual(readdirSync(spoolDir), []);
+});
+
+// ---- through a fault proxy (the shape of the end-to-end tests against the real server) ----------
+
+test('every batch sent three times and 5% of connections cut after commit: no duplicates stored, nothing missing, nothing dropped', async () => {
+  const server = await startIngestServer();
+  let seed = 42;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const proxy = await startFaultProxy(server.url, (request) =>
+    request.method === 'POST'
+      ? { repeat: 3, ...(random() < 0.05 ? { drop: 'after' as const } : {}) }
+      : undefined,
+  );
+  open.push(proxy);
+  const { sleep } = instantSleep();
+  const r = recorderFor(proxy.url, { exporter: { sleep, maxEventsPerRequest: 50 } });
+  for (let i = 0; i < 5; i++) await workload(r, 20, 3, `p${i}`);
+  const result = await r.shutdown({ timeoutMs: 30_000 });
+  assert.deepEqual(
+    {
+      produced: result.produced,
+      delivered: result.delivered,
+      spooled: result.spooled,
+      dropped: result.dropped,
+    },
+    { produced: 800, delivered: 800, spooled: 0, dropped: 0 },
+  );
+  assert.equal(server.events.size, 800);
+  for (const count of server.received.values()) assert.ok(count >= 3);
+  assert.ok(
+    proxy.log.some((entry) => entry.action.includes('drop after')),
+    'some connections were cut',
+  );
 });
