@@ -353,12 +353,28 @@ export class Pipeline {
     this.#scheduled = false;
     if (this.#draining) return;
     this.#draining = true;
+    // A sink may take several batches at once (the exporter: requests in flight while the next
+    // batch is built); a further batch is started only when a full one is waiting, so that a
+    // trickle of records still goes out in large batches.
+    const limit = Math.max(1, this.#sink.concurrency ?? 1);
+    const inflight = new Set<Promise<void>>();
     try {
-      while (this.#queue.length > 0 && !this.#abandoned) {
-        const batch = this.#take();
-        await this.#deliver(batch);
-        this.#notify();
+      while (!this.#abandoned) {
+        if (inflight.size > 0 && (inflight.size >= limit || this.#queue.length < this.#batchSize)) {
+          await Promise.race(inflight);
+          this.#notify();
+          continue;
+        }
+        if (this.#queue.length === 0) break;
+        const delivery: Promise<void> = this.#deliver(this.#take())
+          .catch((error: unknown) => {
+            this.#reporter.report('internal', `capture pipeline failed: ${messageOf(error)}`, error);
+          })
+          .finally(() => inflight.delete(delivery));
+        inflight.add(delivery);
       }
+      // (abandoned: late outcomes are ignored, but the writes are still waited for)
+      if (inflight.size > 0) await Promise.all(inflight);
     } catch (error) {
       this.#reporter.report('internal', `capture pipeline failed: ${messageOf(error)}`, error);
     } finally {

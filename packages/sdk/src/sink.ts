@@ -39,6 +39,8 @@ export interface SinkListener {
 export interface Sink {
   /** Where events go, for messages. */
   readonly location: string;
+  /** Batches it may be given at once (default 1: one after the other). */
+  readonly concurrency?: number;
   /** Never rejects. Blobs are stored before the events that reference them. */
   write(batch: SinkBatch): Promise<SinkOutcome>;
   /** Called once by the pipeline before the first write. */

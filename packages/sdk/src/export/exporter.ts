@@ -48,6 +48,8 @@ export interface HttpExporterOptions {
   maxEventsPerRequest?: number;
   /** Uncompressed bytes per request body, events or blob frames (default 8 MiB). */
   maxRequestBytes?: number;
+  /** Batches in flight at once (default 2); a second one is started only when a full batch waits. */
+  concurrency?: number;
   /** gzip request bodies (default true). */
   gzip?: boolean;
   /** The spool holds at most this many bytes; beyond, events are dropped and counted (default 1 GiB). */
@@ -128,6 +130,7 @@ interface FlushEntry {
 
 export class HttpExporter implements Sink {
   readonly location: string;
+  readonly concurrency: number;
   readonly #client: HttpClient;
   readonly #spool: Spool;
   readonly #reporter: Reporter;
@@ -166,6 +169,7 @@ export class HttpExporter implements Sink {
       timeoutMs: options.requestTimeoutMs ?? 10_000,
     });
     this.location = options.endpoint;
+    this.concurrency = Math.max(1, options.concurrency ?? 2);
     this.#spool = new Spool(options.spoolDir, { maxBytes: options.maxSpoolBytes });
     this.#maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.#backoff = options.backoff ?? {};
