@@ -619,3 +619,21 @@ test('every batch sent three times and 5% of connections cut after commit: no du
     'some connections were cut',
   );
 });
+
+test('a flush deadline cuts a backoff wait short: the batch is spooled, not held until the retry', async () => {
+  const server = await startIngestServer({
+    fault: (request) => (request.path === '/v1/events' ? { status: 503 } : undefined),
+  });
+  // real waits of 30 s between attempts, far beyond the deadline
+  const r = recorderFor(server, {
+    exporter: { backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.5 },
+  });
+  await workload(r, 2, 1, 'backoff');
+  const result = await r.flush({ timeoutMs: 300 });
+  assert.equal(result.timedOut, true);
+  assert.deepEqual(
+    { pending: result.pending, spooled: result.spooled, dropped: result.dropped },
+    { pending: 0, spooled: 8, dropped: 0 },
+  );
+  assert.equal(server.requestsTo('POST', '/v1/events').length, 1, 'the retry never happened');
+});
