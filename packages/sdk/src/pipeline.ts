@@ -296,6 +296,7 @@ export class Pipeline {
         this.#dropped += dropped;
         this.#notify();
       },
+      backlog: () => Math.max(this.#queue.length / this.#maxQueue, this.#queuedBytes / this.#maxBytes),
     });
   }
 
@@ -340,6 +341,9 @@ export class Pipeline {
     this.#queuedBytes += bytes;
     this.#queue.push(record);
     this.#sizes.push(bytes);
+    // past half full: a sink that can spool stops waiting on the network
+    if (this.#queue.length * 2 >= this.#maxQueue || this.#queuedBytes * 2 >= this.#maxBytes)
+      this.#sink.pressure?.();
     this.#schedule();
   }
 

@@ -34,6 +34,8 @@ export interface SinkOutcome {
 /** How a sink tells the pipeline that events it spooled earlier were delivered (or dropped) after all. */
 export interface SinkListener {
   unspooled(delivered: number, dropped: number): void;
+  /** How full the pipeline's queue is, 0 to 1 (by records or bytes, whichever is fuller). */
+  backlog(): number;
 }
 
 export interface Sink {
@@ -43,6 +45,8 @@ export interface Sink {
   readonly concurrency?: number;
   /** Never rejects. Blobs are stored before the events that reference them. */
   write(batch: SinkBatch): Promise<SinkOutcome>;
+  /** The pipeline's queue is past half full (called on the hot path: must be O(1) and never throw). */
+  pressure?(): void;
   /** Called once by the pipeline before the first write. */
   attach?(listener: SinkListener): void;
   /**

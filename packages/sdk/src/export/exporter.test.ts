@@ -637,3 +637,30 @@ test('a flush deadline cuts a backoff wait short: the batch is spooled, not held
   );
   assert.equal(server.requestsTo('POST', '/v1/events').length, 1, 'the retry never happened');
 });
+
+test('an agent faster than a failing server: batches spill to the spool instead of being dropped for a full queue', async () => {
+  let down = true;
+  const server = await startIngestServer({ fault: () => (down ? { status: 503 } : undefined) });
+  // a retry waits 30 s (real time): far longer than the queue takes to fill
+  const r = recorderFor(server, {
+    maxQueueSize: 40,
+    exporter: { backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.5, probeMs: 20 },
+  });
+  // 8 events every 2 ms: the queue (40) fills in 10 ms, a retry waits 30 s
+  for (let i = 0; i < 10; i++) {
+    await workload(r, 1, 3, `fast${i}`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  for (let i = 0; i < 400 && r.stats().pending > 0; i++)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  const during = r.stats();
+  assert.deepEqual(
+    { produced: during.produced, spooled: during.spooled, dropped: during.dropped },
+    { produced: 80, spooled: 80, dropped: 0 },
+  );
+  down = false;
+  const result = await r.flush({ timeoutMs: 10_000 });
+  assert.equal(result.done, true);
+  assert.equal(result.delivered, 80);
+  assert.equal(server.events.size, 80);
+});

@@ -28,6 +28,12 @@ import { decodeGroups, Spool, type SpoolClaim, SpoolFullError } from './spool.ts
 
 const gzip = promisify(gzipCallback);
 
+/**
+ * When the pipeline's queue is this full, batches go to the spool instead of waiting on the
+ * network (and retries give up at once): records would otherwise be dropped for `queue_full`.
+ */
+const SPILL_BACKLOG = 0.5;
+
 export interface HttpExporterOptions {
   /** The server's base URL, e.g. `http://127.0.0.1:4000` (routes are resolved under it). */
   endpoint: string;
@@ -151,6 +157,8 @@ export class HttpExporter implements Sink {
   /** Aborted at a flush's cutoff (replaced when it is over) and at close. */
   #cutoff = new AbortController();
   readonly #flushes = new Set<FlushEntry>();
+  /** Aborted when the pipeline's queue fills up (cuts retry waits short). */
+  #pressure = new AbortController();
   #closed = false;
   /** performance.now() before which the server is taken as down: batches go straight to the spool. */
   #outageUntil = 0;
@@ -215,8 +223,11 @@ export class HttpExporter implements Sink {
   async #write(batch: SinkBatch): Promise<SinkOutcome> {
     const { events, uses, blobs } = batch;
     if (this.#closed) return { delivered: 0, dropped: events.length, spooled: 0, stored: [] };
-    if (this.#cutoff.signal.aborted || performanceNow() < this.#outageUntil) {
+    const pressed = this.#pressed();
+    if (this.#cutoff.signal.aborted || performanceNow() < this.#outageUntil || pressed) {
       const spooled = await this.#spoolEvents(events, uses, blobs, this.#id);
+      // the agent produces faster than the server takes: deliver the spool once that eases
+      if (pressed && spooled > 0) this.#kickDrain(this.#probeMs);
       return { delivered: 0, dropped: events.length - spooled, spooled, stored: [] };
     }
     const delivery = await this.#deliver(events, uses, blobs, this.#cutoff.signal);
@@ -257,6 +268,10 @@ export class HttpExporter implements Sink {
       );
       return 0;
     }
+  }
+
+  #pressed(): boolean {
+    return (this.#listener?.backlog() ?? 0) >= SPILL_BACKLOG;
   }
 
   #enterOutage(why: { reason: string; retryAfterMs?: number }): void {
@@ -542,14 +557,35 @@ export class HttpExporter implements Sink {
         return { kind: 'unreachable', reason: `${reason}, Retry-After ${retryAfterMs} ms`, retryAfterMs };
       if (attempt >= this.#maxAttempts)
         return { kind: 'unreachable', reason: `${reason} (${attempt} attempts)` };
+      if (this.#pressed())
+        return { kind: 'unreachable', reason: `${reason} (the capture queue is filling up)` };
       const delay = retryAfterMs ?? backoffDelay(attempt - 1, this.#random, this.#backoff);
       this.#stats.retries++;
-      try {
-        await outsideRuns(() => this.#sleep(delay, signal));
-      } catch {
-        return { kind: 'aborted' };
-      }
+      const waited = await this.#wait(delay, signal);
+      if (waited === 'aborted') return { kind: 'aborted' };
+      if (waited === 'pressed')
+        return {
+          kind: 'unreachable',
+          reason: `${reason} (the capture queue filled up while waiting to retry)`,
+        };
     }
+  }
+
+  /** Waits before a retry; gives up early when the signal fires or the pipeline's queue fills up. */
+  async #wait(ms: number, signal: AbortSignal): Promise<'done' | 'aborted' | 'pressed'> {
+    if (this.#pressed()) return 'pressed';
+    if (this.#pressure.signal.aborted) this.#pressure = new AbortController();
+    try {
+      await outsideRuns(() => this.#sleep(ms, AbortSignal.any([signal, this.#pressure.signal])));
+      return 'done';
+    } catch {
+      return signal.aborted ? 'aborted' : 'pressed';
+    }
+  }
+
+  /** The pipeline's queue is filling up: stop waiting to retry, spool instead. */
+  pressure(): void {
+    if (!this.#pressure.signal.aborted) this.#pressure.abort(new Error('the capture queue is filling up'));
   }
 
   // ---- the spool drain ------------------------------------------------------------------------
@@ -640,6 +676,12 @@ export class HttpExporter implements Sink {
       for (const group of groups) {
         if (this.#closed || signal.aborted) {
           await claim.release(offset);
+          return false;
+        }
+        if (this.#pressed()) {
+          // live batches first; the spool waits until the queue eases
+          await claim.release(offset);
+          this.#kickDrain(this.#probeMs);
           return false;
         }
         const delivery = await this.#deliver(group.events, group.uses, group.blobs, signal);
