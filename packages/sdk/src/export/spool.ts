@@ -136,13 +136,24 @@ export function decodeGroups(file: Buffer, offset = 0): SpoolReadResult {
  * with our pid but not in here was left by an earlier process that had the same pid (pid 1 in a
  * container, every time).
  */
-const LIVE: Set<string> = (() => {
-  const holder = globalThis as Record<symbol, Set<string> | undefined>;
-  const key = Symbol.for('rewind.spool.live');
-  const live = holder[key] ?? new Set<string>();
+const LIVE: Map<string, number> = (() => {
+  const holder = globalThis as Record<symbol, Map<string, number> | undefined>;
+  const key = Symbol.for('rewind.spool.live.v1');
+  const live = holder[key] ?? new Map<string, number>();
   holder[key] = live;
   return live;
 })();
+
+/** Counted: two claimers of one file race, and the loser's retreat must not unmark the winner's. */
+function hold(base: string): void {
+  LIVE.set(base, (LIVE.get(base) ?? 0) + 1);
+}
+
+function unhold(base: string): void {
+  const count = (LIVE.get(base) ?? 0) - 1;
+  if (count > 0) LIVE.set(base, count);
+  else LIVE.delete(base);
+}
 
 function isAlive(pid: number, base: string): boolean {
   if (pid === process.pid) return LIVE.has(base);
@@ -186,7 +197,7 @@ export class SpoolClaim {
     try {
       await rename(this.#path, join(this.#dir, nameOf(this.base, offset, 'spool')));
     } finally {
-      LIVE.delete(this.base);
+      unhold(this.base);
     }
   }
 
@@ -197,7 +208,7 @@ export class SpoolClaim {
       await unlink(this.#path);
       return size;
     } finally {
-      LIVE.delete(this.base);
+      unhold(this.base);
     }
   }
 }
@@ -245,7 +256,7 @@ export class Spool {
       if (this.#segment === undefined) {
         await mkdir(this.dir, { recursive: true });
         const base = newBase();
-        LIVE.add(base);
+        hold(base);
         const handle = await open(join(this.dir, nameOf(base, 0, 'open')), 'a');
         this.#segment = { base, handle, bytes: 0 };
         this.#own.add(base);
@@ -278,7 +289,7 @@ export class Spool {
         join(this.dir, nameOf(segment.base, 0, 'spool')),
       );
     } finally {
-      LIVE.delete(segment.base);
+      unhold(segment.base);
     }
   }
 
@@ -347,11 +358,11 @@ export class Spool {
     ready.sort((a, b) => Number(this.#own.has(b.base)) - Number(this.#own.has(a.base)));
     for (const file of ready) {
       const claimed = join(this.dir, nameOf(file.base, file.offset, `claim-${process.pid}`));
-      LIVE.add(file.base);
+      hold(file.base);
       try {
         await rename(join(this.dir, file.name), claimed);
       } catch {
-        LIVE.delete(file.base);
+        unhold(file.base);
         continue; // claimed by someone else meanwhile
       }
       return new SpoolClaim(this.dir, file.base, file.offset, claimed);
