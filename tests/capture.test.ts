@@ -611,7 +611,7 @@ describe('flush and shutdown deadlines', () => {
     assert.ok(elapsed >= 195 && elapsed < 1200, `shutdown took ${elapsed.toFixed(0)} ms`);
     assert.equal(shut.timedOut, true);
     assert.equal(shut.pending, 22);
-    assert.deepEqual(r.stats(), { produced: 22, delivered: 0, dropped: 22, pending: 0 });
+    assert.deepEqual(r.stats(), { produced: 22, delivered: 0, spooled: 0, dropped: 22, pending: 0 });
     assert.ok(errors.every((e) => e.code === 'deadline'));
     assert.ok(errors.some((e) => /22 event\(s\) still pending/.test(e.message)));
   });

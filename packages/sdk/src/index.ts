@@ -12,6 +12,12 @@ export {
 export { captureRuntime, currentRunId, isRecording, startStep } from './capture.ts';
 export type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
 export { type CaptureErrorCode, type ErrorHandler, RewindCaptureError } from './errors.ts';
+export {
+  type ExporterStats,
+  HttpExporter,
+  type HttpExporterOptions,
+} from './export/exporter.ts';
+export type { BackoffOptions } from './export/retry.ts';
 export { uuidv7 } from './ids.ts';
 export type { CaptureStats, FlushResult } from './pipeline.ts';
 export {
@@ -23,6 +29,7 @@ export {
   SDK_VERSION,
   type WrapOptions,
 } from './recorder.ts';
+export type { Sink, SinkBatch, SinkListener, SinkOutcome } from './sink.ts';
 export {
   installTape,
   MAX_TAPE_ENTRIES,

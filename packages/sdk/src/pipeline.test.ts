@@ -11,8 +11,18 @@ import type { RewindCaptureError } from './errors.ts';
 import { Recorder } from './recorder.ts';
 import { enospc, fullDiskStore, hangingStore, MemoryStore } from './testing.ts';
 
-function addsUp(stats: { produced: number; delivered: number; dropped: number; pending: number }): void {
-  assert.equal(stats.produced, stats.delivered + stats.dropped + stats.pending, JSON.stringify(stats));
+function addsUp(stats: {
+  produced: number;
+  delivered: number;
+  spooled: number;
+  dropped: number;
+  pending: number;
+}): void {
+  assert.equal(
+    stats.produced,
+    stats.delivered + stats.spooled + stats.dropped + stats.pending,
+    JSON.stringify(stats),
+  );
 }
 
 function collect(): { errors: RewindCaptureError[]; onError: (error: RewindCaptureError) => void } {
@@ -151,7 +161,7 @@ test('shutdown({timeoutMs}) meets its deadline with a hanging store (blobs and a
   assert.equal(result.timedOut, true);
   assert.equal(result.pending, 6, 'what was still pending at the deadline');
   const after = r.stats();
-  assert.deepEqual(after, { produced: 6, delivered: 0, dropped: 6, pending: 0 });
+  assert.deepEqual(after, { produced: 6, delivered: 0, spooled: 0, dropped: 6, pending: 0 });
   assert.ok(errors.some((e) => e.code === 'deadline' && /6 event\(s\)/.test(e.message)));
   // after shutdown the wrappers just run, and nothing more is produced
   assert.equal(await agent(41), 41);
@@ -227,7 +237,7 @@ test('stats always add up while events flow', async () => {
   }
   await runs;
   await r.flush();
-  assert.deepEqual(r.stats(), { produced: 164, delivered: 164, dropped: 0, pending: 0 });
+  assert.deepEqual(r.stats(), { produced: 164, delivered: 164, spooled: 0, dropped: 0, pending: 0 });
   await r.shutdown();
 });
 

@@ -19,22 +19,27 @@ import { uuidv7 } from './ids.ts';
 import { canonical, type Part, type Payload, type Piece } from './json.ts';
 import { performanceNow } from './originals.ts';
 import type { CapturedError, CaptureRecord } from './records.ts';
+import { type Sink, StoreSink } from './sink.ts';
 
 // The background half of capture (docs/sdk.md, "Pipeline"). The hot path pushes records onto a
 // bounded in-memory queue; a drain scheduled with setImmediate (once per burst, outside any
-// run's context) turns them into events and blobs in batches: it hashes payloads, writes the
-// blobs the process has not written yet with one `putMany` (small ones land in one pack, which
-// appears atomically), then appends the batch's events in one call. Blobs are always written
-// before the events that reference them.
+// run's context) turns them into events and blobs in batches: it hashes payloads and hands each
+// batch — its events and the blobs the process has not stored yet — to a sink (sink.ts): the
+// local store (one `putMany`, then one `append`) or the HTTP exporter (export/). Blobs are always
+// stored before the events that reference them.
 //
-// Accounting: every record pushed is `produced` and ends up exactly once as `delivered` (the
-// store accepted it, or already had it) or `dropped` (queue full, store failing, rejected,
-// abandoned at a shutdown deadline); until then it is `pending`. So produced = delivered +
-// dropped + pending, always.
+// Accounting: every record pushed is `produced` and is then, at any moment, in exactly one of
+// `pending` (queued or being written), `delivered` (the store or server accepted it, or already
+// had it), `spooled` (written to the exporter's local spool, not delivered yet) or `dropped`
+// (queue full, store failing, rejected, abandoned at a shutdown deadline). delivered and dropped
+// are final; a spooled record moves to delivered or dropped when this process delivers its spool.
+// So produced = delivered + spooled + dropped + pending, always.
 
 export interface CaptureStats {
   produced: number;
   delivered: number;
+  /** Written to the exporter's local spool and not delivered yet (always 0 with a local store). */
+  spooled: number;
   dropped: number;
   pending: number;
 }
@@ -42,19 +47,20 @@ export interface CaptureStats {
 export interface FlushResult extends CaptureStats {
   /** Every event produced before the call was delivered or dropped in time. */
   done: boolean;
-  /** The deadline passed with events still pending. */
+  /** The deadline came first: what was not delivered is spooled (`spooled`) or still `pending`. */
   timedOut: boolean;
 }
 
 export interface PipelineOptions {
-  /** The store, or how to open it (called once, on the first drain). */
-  store: Store | (() => Promise<Store>);
+  /** Where batches go; or a store (or how to open it, called once on the first drain). */
+  sink?: Sink;
+  store?: Store | (() => Promise<Store>);
   reporter: Reporter;
   /** Records held in memory at most (default 100 000). */
   maxQueueSize?: number;
   /** Payload bytes held in memory at most (default 64 MiB). */
   maxQueueBytes?: number;
-  /** Records per store append (default 1000). */
+  /** Records per batch (default 1000). */
   batchSize?: number;
   /** Blob writes in flight at once, for a blob store without putMany (default 16). */
   blobConcurrency?: number;
@@ -63,7 +69,9 @@ export interface PipelineOptions {
 
 interface Waiter {
   target: number;
-  resolve: () => void;
+  /** The sink has spooled what it could not deliver in time: spooled records count as settled. */
+  cutoff: boolean;
+  resolve: (timedOut: boolean) => void;
 }
 
 const MAX_KNOWN_BLOBS = 200_000;
@@ -244,24 +252,23 @@ export function cleanAttributes(attributes: Attributes | undefined): Attributes 
 export class Pipeline {
   readonly #options: PipelineOptions;
   readonly #reporter: Reporter;
+  readonly #sink: Sink;
   readonly #maxQueue: number;
   readonly #maxBytes: number;
   readonly #batchSize: number;
-  readonly #concurrency: number;
   #queue: CaptureRecord[] = [];
   /** The bytes each queued record was charged with, in queue order. */
   #sizes: number[] = [];
   #queuedBytes = 0;
   #scheduled = false;
   #draining = false;
-  #store: Store | undefined;
-  #storeFailed = false;
-  /** Blob hashes this process has written to the store: never written twice. */
+  /** Blob hashes this process has stored: never written twice. */
   readonly #known = new Set<string>();
   #knownSince = performanceNow();
   #waiters: Waiter[] = [];
   #produced = 0;
   #delivered = 0;
+  #spooled = 0;
   #dropped = 0;
   /** Set when shutdown gave up on what was pending: late outcomes no longer count. */
   #abandoned = false;
@@ -273,7 +280,29 @@ export class Pipeline {
     this.#maxQueue = options.maxQueueSize ?? 100_000;
     this.#maxBytes = options.maxQueueBytes ?? 64 * 1024 * 1024;
     this.#batchSize = options.batchSize ?? 1000;
-    this.#concurrency = options.blobConcurrency ?? 16;
+    const store = options.store;
+    this.#sink =
+      options.sink ??
+      new StoreSink(
+        store ?? (() => Promise.reject(new Error('no store was given'))),
+        options.reporter,
+        options.blobConcurrency,
+      );
+    this.#sink.attach?.({
+      unspooled: (delivered, dropped) => {
+        if (this.#abandoned) return;
+        this.#spooled -= delivered + dropped;
+        this.#delivered += delivered;
+        this.#dropped += dropped;
+        this.#notify();
+      },
+      backlog: () => Math.max(this.#queue.length / this.#maxQueue, this.#queuedBytes / this.#maxBytes),
+    });
+  }
+
+  /** Where batches go, for messages. */
+  get location(): string {
+    return this.#sink.location;
   }
 
   get accepting(): boolean {
@@ -288,8 +317,9 @@ export class Pipeline {
   stats(): CaptureStats {
     const produced = this.#produced;
     const delivered = this.#delivered;
+    const spooled = this.#spooled;
     const dropped = this.#dropped;
-    return { produced, delivered, dropped, pending: produced - delivered - dropped };
+    return { produced, delivered, spooled, dropped, pending: produced - delivered - spooled - dropped };
   }
 
   /** The hot path: O(1), never throws, never blocks. */
@@ -311,6 +341,9 @@ export class Pipeline {
     this.#queuedBytes += bytes;
     this.#queue.push(record);
     this.#sizes.push(bytes);
+    // past half full: a sink that can spool stops waiting on the network
+    if (this.#queue.length * 2 >= this.#maxQueue || this.#queuedBytes * 2 >= this.#maxBytes)
+      this.#sink.pressure?.();
     this.#schedule();
   }
 
@@ -324,12 +357,28 @@ export class Pipeline {
     this.#scheduled = false;
     if (this.#draining) return;
     this.#draining = true;
+    // A sink may take several batches at once (the exporter: requests in flight while the next
+    // batch is built); a further batch is started only when a full one is waiting, so that a
+    // trickle of records still goes out in large batches.
+    const limit = Math.max(1, this.#sink.concurrency ?? 1);
+    const inflight = new Set<Promise<void>>();
     try {
-      while (this.#queue.length > 0 && !this.#abandoned) {
-        const batch = this.#take();
-        await this.#deliver(batch);
-        this.#notify();
+      while (!this.#abandoned) {
+        if (inflight.size > 0 && (inflight.size >= limit || this.#queue.length < this.#batchSize)) {
+          await Promise.race(inflight);
+          this.#notify();
+          continue;
+        }
+        if (this.#queue.length === 0) break;
+        const delivery: Promise<void> = this.#deliver(this.#take())
+          .catch((error: unknown) => {
+            this.#reporter.report('internal', `capture pipeline failed: ${messageOf(error)}`, error);
+          })
+          .finally(() => inflight.delete(delivery));
+        inflight.add(delivery);
       }
+      // (abandoned: late outcomes are ignored, but the writes are still waited for)
+      if (inflight.size > 0) await Promise.all(inflight);
     } catch (error) {
       this.#reporter.report('internal', `capture pipeline failed: ${messageOf(error)}`, error);
     } finally {
@@ -353,154 +402,64 @@ export class Pipeline {
     return batch;
   }
 
-  async #openStore(): Promise<Store | undefined> {
-    if (this.#store !== undefined) return this.#store;
-    if (this.#storeFailed) return undefined;
-    const source = this.#options.store;
-    try {
-      this.#store = typeof source === 'function' ? await source() : source;
-      return this.#store;
-    } catch (error) {
-      this.#storeFailed = true;
-      this.#reporter.report(
-        'store_failed',
-        `cannot open the Rewind store: ${messageOf(error)}; runs are not recorded (the agent is not affected)`,
-        error,
-      );
-      return undefined;
-    }
-  }
-
-  #count(delivered: number, dropped: number): void {
+  #count(delivered: number, dropped: number, spooled = 0): void {
     if (this.#abandoned) return;
     this.#delivered += delivered;
     this.#dropped += dropped;
+    this.#spooled += spooled;
   }
 
   async #deliver(batch: CaptureRecord[]): Promise<void> {
-    const store = await this.#openStore();
-    if (store === undefined) {
-      this.#count(0, batch.length);
-      return;
-    }
     batchPartBytes = new Map();
     if (performanceNow() - this.#knownSince > KNOWN_MAX_AGE_MS) {
       this.#known.clear();
       this.#knownSince = performanceNow();
     }
     const events: RewindEvent[] = [];
-    /** The payloads each event references (its blobs and their parts). */
-    const uses: Materialized[][] = [];
-    const blobs = new Map<string, Blob>();
+    /** The blobs each event references (its payloads and their parts). */
+    const uses: BlobHash[][] = [];
+    const blobs = new Map<BlobHash, Buffer>();
     let failedToBuild = 0;
     for (const record of batch) {
       try {
         const used: Materialized[] = [];
-        events.push(this.#event(record, used));
-        uses.push(used);
+        const event = this.#event(record, used);
+        const hashes: BlobHash[] = [];
         for (const item of used) {
           for (const part of item.parts) {
-            const hash = part.hash!;
-            if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, partBlob(part));
+            const hash = part.hash as BlobHash;
+            hashes.push(hash);
+            if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, partBlob(part).bytes);
           }
           const hash = item.blob.hash;
-          if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, item.blob);
+          hashes.push(hash);
+          if (!this.#known.has(hash) && !blobs.has(hash)) blobs.set(hash, item.blob.bytes);
         }
+        events.push(event);
+        uses.push(hashes);
       } catch (error) {
         failedToBuild++;
         this.#reporter.report('internal', `could not build an event: ${messageOf(error)}`, error);
       }
     }
     if (failedToBuild > 0) this.#count(0, failedToBuild);
-    const failed = await this.#putBlobs(store, blobs);
-    let ready = events;
-    if (failed.size > 0) {
-      // An event whose blobs could not all be written is dropped: the store never holds an
-      // event pointing at a payload it does not have.
-      const missing = (item: Materialized): boolean =>
-        failed.has(item.blob.hash) || item.parts.some((part) => failed.has(part.hash!));
-      ready = events.filter((_, i) => !uses[i]!.some(missing));
-    }
-    const blobless = events.length - ready.length;
-    if (blobless > 0) this.#count(0, blobless);
-    if (ready.length === 0) return;
+    if (events.length === 0) return;
+    let outcome: Awaited<ReturnType<Sink['write']>>;
     try {
-      const result = await store.append(ready);
-      this.#count(result.accepted + result.duplicates, result.rejected);
-      if (result.rejected > 0) {
-        const first = result.outcomes.find((outcome) => outcome.status === 'rejected');
-        this.#reporter.report(
-          'events_rejected',
-          `the store rejected ${result.rejected} event(s)${first?.status === 'rejected' ? `: ${first.reason}` : ''}`,
-        );
-      }
+      outcome = await this.#sink.write({ events, uses, blobs });
     } catch (error) {
-      this.#count(0, ready.length);
-      this.#reporter.report(
-        'store_failed',
-        `writing to the Rewind store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
-        error,
-      );
+      // sinks never reject; if one does, its events are lost, and said so
+      this.#reporter.report('internal', `capture pipeline failed: ${messageOf(error)}`, error);
+      outcome = { delivered: 0, dropped: events.length, spooled: 0, stored: [] };
     }
+    this.#remember(outcome.stored);
+    this.#count(outcome.delivered, outcome.dropped, outcome.spooled);
   }
 
-  /**
-   * Writes the blobs with one `putMany` (the store packs the small ones into one file that
-   * appears atomically, and is durable when the call resolves); returns the hashes that could not
-   * be written. The hashes were computed here from these very bytes, so they are passed along
-   * (trusted, see PutManyOptions) instead of being computed again. A store without putMany gets
-   * one put per blob, `blobConcurrency` at a time, parts first (they come first in the map).
-   */
-  async #putBlobs(store: Store, blobs: Map<string, Blob>): Promise<Set<string>> {
-    const failed = new Set<string>();
-    if (blobs.size === 0) return failed;
-    const entries = [...blobs.values()];
-    const fail = (hashes: Iterable<string>, error: unknown): void => {
-      for (const hash of hashes) failed.add(hash);
-      this.#reporter.report(
-        'store_failed',
-        `writing a payload to the Rewind blob store failed: ${messageOf(error)}; events are dropped and counted (the agent is not affected)`,
-        error,
-      );
-    };
-    if (typeof store.blobs.putMany === 'function') {
-      try {
-        const stored = await store.blobs.putMany(
-          entries.map((blob) => blob.bytes),
-          { hashes: entries.map((blob) => blob.hash) },
-        );
-        const wrong = entries.findIndex((blob, i) => stored[i] !== blob.hash);
-        if (wrong >= 0)
-          throw new Error(`the blob store named ${entries[wrong]!.hash} ${stored[wrong] ?? 'nothing'}`);
-        this.#remember(entries);
-      } catch (error) {
-        fail(blobs.keys(), error);
-      }
-      return failed;
-    }
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < entries.length) {
-        const blob = entries[next++]!;
-        try {
-          const stored = await store.blobs.put(blob.bytes);
-          if (stored !== blob.hash) throw new Error(`the blob store named ${blob.hash} ${stored}`);
-          this.#remember([blob]);
-        } catch (error) {
-          fail([blob.hash], error);
-        }
-      }
-    };
-    const workers: Promise<void>[] = [];
-    for (let i = Math.min(this.#concurrency, entries.length); i > 0; i--) workers.push(worker());
-    await Promise.all(workers);
-    return failed;
-  }
-
-  #remember(blobs: readonly Blob[]): void {
+  #remember(hashes: readonly BlobHash[]): void {
     const known = this.#known;
-    if (known.size + blobs.length > MAX_KNOWN_BLOBS) known.clear();
-    for (const blob of blobs) known.add(blob.hash);
+    if (known.size + hashes.length > MAX_KNOWN_BLOBS) known.clear();
+    for (const hash of hashes) known.add(hash);
   }
 
   #event(record: CaptureRecord, used: Materialized[]): RewindEvent {
@@ -615,39 +574,40 @@ export class Pipeline {
 
   /**
    * Resolves once every record produced before the call is delivered or dropped, or when the
-   * deadline passes (never rejects).
+   * deadline passes (never rejects). A sink that spools (the exporter) spools what it has not
+   * delivered shortly before the deadline and then lets the flush end early, with `timedOut`.
    */
   flush(timeoutMs: number): Promise<FlushResult> {
     const target = this.#produced;
     if (this.#queue.length > 0) this.#schedule();
     return new Promise((resolve) => {
+      let release: (() => void) | undefined;
+      let timer: NodeJS.Timeout | undefined;
       const finish = (timedOut: boolean): void => {
-        const stats = this.stats();
-        resolve({ ...stats, done: !timedOut, timedOut });
+        if (timer !== undefined) clearTimeout(timer);
+        release?.();
+        resolve({ ...this.stats(), done: !timedOut, timedOut });
       };
       if (this.#settled() >= target) {
         finish(false);
         return;
       }
-      let timer: NodeJS.Timeout | undefined;
-      const waiter: Waiter = {
-        target,
-        resolve: () => {
-          if (timer !== undefined) clearTimeout(timer);
-          finish(false);
-        },
-      };
+      const waiter: Waiter = { target, cutoff: false, resolve: finish };
       this.#waiters.push(waiter);
       if (Number.isFinite(timeoutMs)) {
+        const budget = Math.max(0, timeoutMs);
+        release = this.#sink.flushing?.(performanceNow() + budget, () => {
+          waiter.cutoff = true;
+          this.#notify();
+        });
         timer = outsideRuns(() =>
-          setTimeout(
-            () => {
-              this.#waiters = this.#waiters.filter((other) => other !== waiter);
-              finish(true);
-            },
-            Math.max(0, timeoutMs),
-          ),
+          setTimeout(() => {
+            this.#waiters = this.#waiters.filter((other) => other !== waiter);
+            finish(true);
+          }, budget),
         );
+      } else {
+        release = this.#sink.flushing?.(Number.POSITIVE_INFINITY, () => {});
       }
     });
   }
@@ -661,7 +621,8 @@ export class Pipeline {
     const settled = this.#settled();
     const still: Waiter[] = [];
     for (const waiter of this.#waiters) {
-      if (settled >= waiter.target) waiter.resolve();
+      if (settled >= waiter.target) waiter.resolve(false);
+      else if (waiter.cutoff && settled + this.#spooled >= waiter.target) waiter.resolve(true);
       else still.push(waiter);
     }
     this.#waiters = still;
@@ -684,10 +645,8 @@ export class Pipeline {
     return pending;
   }
 
-  /** Closes the store. */
-  async close(): Promise<void> {
-    const store = this.#store;
-    this.#store = undefined;
-    if (store !== undefined) await store.close();
+  /** Closes the sink (the store, or the exporter's connections and spool). */
+  close(): Promise<void> {
+    return this.#sink.close();
   }
 }

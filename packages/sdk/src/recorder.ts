@@ -12,6 +12,7 @@ import { beginStep, invokeIn, type StepHandle } from './capture.ts';
 import { epochMsOf, monotonicNow } from './clock.ts';
 import { activeFrame, type Frame, RunState } from './context.ts';
 import { type ErrorHandler, messageOf, Reporter } from './errors.ts';
+import { type ExporterStats, HttpExporter, type HttpExporterOptions } from './export/exporter.ts';
 import { uuidv7 } from './ids.ts';
 import {
   argumentsValue,
@@ -25,6 +26,7 @@ import {
 } from './normalize.ts';
 import { type CaptureStats, type FlushResult, Pipeline } from './pipeline.ts';
 import { captureError } from './records.ts';
+import type { Sink } from './sink.ts';
 import { serializePlain } from './split.ts';
 import { installTape, Tape } from './tape.ts';
 
@@ -50,9 +52,13 @@ export interface RecorderOptions {
   store?: string | Store;
   /** The blob directory, when not the store's own. */
   blobs?: string;
-  /** A Rewind server to send to. Not supported yet: with an endpoint nothing is recorded (reported once). */
+  /** A Rewind server to send runs to (docs/sdk.md, "Export"); nothing is written locally but the spool. */
   endpoint?: string;
   apiKey?: string;
+  /** With an endpoint: where undeliverable events wait (default `.rewind/spool`; $REWIND_SPOOL_DIR). */
+  spoolDir?: string;
+  /** With an endpoint: the exporter's tuning (retries, timeouts, request sizes, spool limit). */
+  exporter?: Omit<HttpExporterOptions, 'endpoint' | 'apiKey' | 'spoolDir' | 'onError'>;
   /** A redaction policy. Not supported yet: with a policy nothing is recorded (fail closed, reported once). */
   policy?: unknown;
   /** Off: every wrapper just calls its function. Default: on, unless $REWIND_DISABLED=1 or the config says so. */
@@ -92,13 +98,6 @@ type Fn<T, A extends unknown[], R> = (this: T, ...args: A) => R;
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-const ENDPOINT_SOURCES = {
-  flag: 'the endpoint option',
-  env: '$REWIND_ENDPOINT',
-  config: 'rewind.config.json',
-  default: 'the default',
-} as const;
-
 function describe(config: CaptureConfig): string {
   const d = config.destination;
   return d.kind === 'store' ? d.config.store : d.endpoint;
@@ -122,6 +121,7 @@ function runStatusOf(error: unknown): 'error' | 'cancelled' {
 export class Recorder {
   readonly #reporter: Reporter;
   readonly #pipeline: Pipeline | undefined;
+  readonly #exporter: HttpExporter | undefined;
   readonly #tape: boolean;
   readonly #options: RecorderOptions;
   readonly #cwd: string;
@@ -146,6 +146,7 @@ export class Recorder {
         blobs: options.blobs,
         endpoint: options.endpoint,
         apiKey: options.apiKey,
+        spoolDir: options.spoolDir,
         enabled: options.enabled,
         env: this.#env,
         cwd: this.#cwd,
@@ -159,6 +160,7 @@ export class Recorder {
         : typeof options.store === 'object'
           ? options.store.location
           : describe(config);
+    this.#exporter = undefined;
     if (config === undefined || !config.enabled) {
       this.#pipeline = undefined;
       return;
@@ -172,22 +174,36 @@ export class Recorder {
       return;
     }
     const destination = config.destination;
-    if (typeof options.store !== 'object' && destination.kind === 'endpoint') {
-      reporter.report(
-        'endpoint_unsupported',
-        `an endpoint is set (${destination.endpoint}, from ${ENDPOINT_SOURCES[destination.source]}), but sending runs to a Rewind server is not implemented in this version of @rewind/sdk: nothing is recorded. Unset it to record into a local store`,
-      );
-      this.#pipeline = undefined;
-      return;
+    let sink: Sink | undefined;
+    let store: Store | (() => Promise<Store>) | undefined;
+    if (typeof options.store === 'object') {
+      store = options.store;
+    } else if (destination.kind === 'store') {
+      store = () => openStore(destination.config.store, openStoreOptions(destination.config));
+    } else {
+      try {
+        this.#exporter = new HttpExporter(
+          {
+            ...options.exporter,
+            endpoint: destination.endpoint,
+            apiKey: destination.apiKey,
+            spoolDir: destination.spoolDir,
+          },
+          reporter,
+        );
+      } catch (error) {
+        reporter.report(
+          'invalid_config',
+          `the endpoint ${destination.endpoint} cannot be used (${messageOf(error)}); nothing is recorded`,
+          error,
+        );
+        this.#pipeline = undefined;
+        return;
+      }
+      sink = this.#exporter;
     }
-    const store: Store | (() => Promise<Store>) =
-      typeof options.store === 'object'
-        ? options.store
-        : destination.kind === 'store'
-          ? () => openStore(destination.config.store, openStoreOptions(destination.config))
-          : () => Promise.reject(new Error('no store'));
     this.#pipeline = new Pipeline({
-      store,
+      ...(sink === undefined ? { store } : { sink }),
       reporter,
       sdk: { name: SDK_NAME, version: SDK_VERSION },
       ...(options.maxQueueSize === undefined ? {} : { maxQueueSize: options.maxQueueSize }),
@@ -201,20 +217,36 @@ export class Recorder {
     return this.#pipeline?.accepting === true;
   }
 
-  /** Events produced, delivered to the store, dropped (counted, reported), and pending. They always add up. */
+  /**
+   * Events produced, delivered (to the store or server), spooled (waiting in the exporter's spool),
+   * dropped (counted, reported), and pending: produced = delivered + spooled + dropped + pending.
+   */
   stats(): CaptureStats {
-    return this.#pipeline?.stats() ?? { produced: 0, delivered: 0, dropped: 0, pending: 0 };
+    return this.#pipeline?.stats() ?? { produced: 0, delivered: 0, spooled: 0, dropped: 0, pending: 0 };
   }
 
-  /** Waits until everything captured so far is in the store (or dropped), or the deadline passes. Never rejects. */
+  /** With an endpoint: requests, retries, and events recovered from earlier processes' spool files. */
+  exportStats(): ExporterStats | undefined {
+    return this.#exporter?.stats();
+  }
+
+  /**
+   * Waits until everything captured so far is in the store or server (or dropped), or the
+   * deadline passes; with an endpoint, also delivers what earlier processes spooled. Never rejects.
+   */
   async flush(options: DeadlineOptions = {}): Promise<FlushResult> {
     const pipeline = this.#pipeline;
     if (pipeline === undefined) return { ...this.stats(), done: true, timedOut: false };
-    const result = await pipeline.flush(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const started = monotonicNow();
+    const result = await pipeline.flush(timeoutMs);
+    // with an endpoint, also what earlier processes left in the spool
+    if (!result.timedOut && this.#exporter !== undefined)
+      await this.#exporter.drainSpool(timeoutMs - (monotonicNow() - started));
     if (result.timedOut)
       this.#reporter.report(
         'deadline',
-        `flush() reached its deadline with ${result.pending} event(s) still pending (the store is slow or not answering)`,
+        `flush() reached its deadline with ${result.pending} event(s) still pending${result.spooled > 0 ? ` and ${result.spooled} spooled (delivered later)` : ''} (the store or server is slow or not answering)`,
       );
     return result;
   }
@@ -237,9 +269,13 @@ export class Recorder {
     let result: FlushResult = flushed;
     if (flushed.timedOut) {
       const abandoned = pipeline.abandon();
+      const spooled =
+        flushed.spooled > 0 ? `; ${flushed.spooled} event(s) wait in the spool for a later process` : '';
       this.#reporter.report(
         'deadline',
-        `shutdown() reached its deadline with ${abandoned} event(s) still pending: they are dropped (the store is slow or not answering)`,
+        abandoned > 0
+          ? `shutdown() reached its deadline with ${abandoned} event(s) still pending: they are dropped (the store or server is slow or not answering)${spooled}`
+          : `shutdown() reached its deadline${spooled}`,
       );
       result = { ...pipeline.stats(), pending: flushed.pending, done: false, timedOut: true };
     }

@@ -69,11 +69,18 @@ describe('resolveCaptureConfig', () => {
         endpoint: 'https://rewind.example',
         apiKey: 'cfg-key',
         source: 'env',
+        spoolDir: join(cwd, '.rewind', 'spool'),
       },
     );
     assert.deepEqual(
       resolveCaptureConfig({ cwd, env: {}, store: 'x', endpoint: 'https://y', apiKey: 'k' }).destination,
-      { kind: 'endpoint', endpoint: 'https://y', apiKey: 'k', source: 'flag' },
+      {
+        kind: 'endpoint',
+        endpoint: 'https://y',
+        apiKey: 'k',
+        source: 'flag',
+        spoolDir: join(cwd, '.rewind', 'spool'),
+      },
     );
     const fromFile = dir('endpoint-file', { endpoint: 'https://z' });
     assert.deepEqual(resolveCaptureConfig({ cwd: fromFile, env: { REWIND_API_KEY: 'e' } }).destination, {
@@ -81,7 +88,20 @@ describe('resolveCaptureConfig', () => {
       endpoint: 'https://z',
       apiKey: 'e',
       source: 'config',
+      spoolDir: join(fromFile, '.rewind', 'spool'),
     });
+  });
+
+  it('the spool directory: option > REWIND_SPOOL_DIR > "spoolDir" > .rewind/spool, relative to cwd', () => {
+    const cwd = dir('spool', { endpoint: 'https://z', spoolDir: 'cfg-spool' });
+    const spoolOf = (input: Parameters<typeof resolveCaptureConfig>[0]): string | undefined => {
+      const destination = resolveCaptureConfig({ cwd, ...input }).destination;
+      return destination.kind === 'endpoint' ? destination.spoolDir : undefined;
+    };
+    assert.equal(spoolOf({ env: {} }), join(cwd, 'cfg-spool'));
+    assert.equal(spoolOf({ env: { REWIND_SPOOL_DIR: 'env-spool' } }), join(cwd, 'env-spool'));
+    assert.equal(spoolOf({ env: { REWIND_SPOOL_DIR: '/abs/spool' }, spoolDir: 'opt' }), join(cwd, 'opt'));
+    assert.equal(spoolOf({ env: { REWIND_SPOOL_DIR: '/abs/spool' } }), '/abs/spool');
   });
 
   it('REWIND_DISABLED and "enabled" turn recording off; an explicit option wins', () => {

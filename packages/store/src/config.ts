@@ -20,6 +20,8 @@ import { isS3Location } from './s3-blob-store.ts';
 //                >  rewind.config.json "store" / "endpoint"  >  the store .rewind
 //                (the first level naming either decides; within one level an endpoint wins)
 //   apiKey       `apiKey`  >  REWIND_API_KEY  >  rewind.config.json "apiKey"
+//   spoolDir     `spoolDir`  >  REWIND_SPOOL_DIR  >  rewind.config.json "spoolDir"  >  .rewind/spool
+//                (with an endpoint: where the exporter keeps what it could not deliver yet)
 //   enabled      `enabled`  >  REWIND_DISABLED (1, true, yes or on disables)
 //                >  rewind.config.json "enabled"  >  true
 //
@@ -78,6 +80,7 @@ export interface ConfigFile {
   blobs?: string;
   endpoint?: string;
   apiKey?: string;
+  spoolDir?: string;
   enabled?: boolean;
 }
 
@@ -93,11 +96,12 @@ export function displayLocation(location: string): string {
   }
 }
 
-const STRING_SETTINGS: Record<'store' | 'blobs' | 'endpoint' | 'apiKey', string> = {
+const STRING_SETTINGS: Record<'store' | 'blobs' | 'endpoint' | 'apiKey' | 'spoolDir', string> = {
   store: 'a directory or a postgres:// URL',
   blobs: 'a directory or an s3://bucket/prefix URL',
   endpoint: 'a URL',
   apiKey: 'a key',
+  spoolDir: 'a directory',
 };
 
 /** Reads `rewind.config.json` in `cwd`; undefined when there is none, ConfigError when it is malformed. */
@@ -237,12 +241,20 @@ export function resolveStoreConfig(input: StoreConfigInput = {}): StoreConfig {
 export interface CaptureConfigInput extends StoreConfigInput {
   endpoint?: string | undefined;
   apiKey?: string | undefined;
+  spoolDir?: string | undefined;
   enabled?: boolean | undefined;
 }
 
 export type CaptureDestination =
   | { kind: 'store'; config: StoreConfig }
-  | { kind: 'endpoint'; endpoint: string; apiKey: string | undefined; source: SettingSource };
+  | {
+      kind: 'endpoint';
+      endpoint: string;
+      apiKey: string | undefined;
+      source: SettingSource;
+      /** The absolute spool directory. */
+      spoolDir: string;
+    };
 
 export interface CaptureConfig {
   enabled: boolean;
@@ -287,11 +299,18 @@ export function resolveCaptureConfig(input: CaptureConfigInput = {}): CaptureCon
 
   let destination: CaptureDestination;
   if (chosen.endpoint !== undefined) {
+    const cwd = input.cwd ?? process.cwd();
+    const spoolDir =
+      nonEmpty(input.spoolDir) ??
+      nonEmpty(env.REWIND_SPOOL_DIR) ??
+      config.get()?.spoolDir ??
+      join(DEFAULT_STORE, 'spool');
     destination = {
       kind: 'endpoint',
       endpoint: chosen.endpoint,
       apiKey: nonEmpty(input.apiKey) ?? nonEmpty(env.REWIND_API_KEY) ?? config.get()?.apiKey,
       source: chosen.source,
+      spoolDir: resolve(cwd, spoolDir),
     };
   } else {
     destination = {
