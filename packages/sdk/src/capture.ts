@@ -54,6 +54,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
   readonly seq: number;
   readonly callKey: string;
   readonly kind: StepKind;
+  readonly name: string;
   readonly #run: RunState;
   readonly #startMono: number;
   #children: Map<string, number> | undefined;
@@ -66,6 +67,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
     seq: number,
     callKey: string,
     kind: StepKind,
+    name: string,
     startMono: number,
   ) {
     this.#run = run;
@@ -73,6 +75,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
     this.seq = seq;
     this.callKey = callKey;
     this.kind = kind;
+    this.name = name;
     this.#startMono = startMono;
   }
 
@@ -107,6 +110,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
         runId: run.runId,
         mono: monotonicNow(),
         stepId: this.stepId,
+        kind: this.kind,
+        name: this.name,
         status: 'ok',
         response: serializeResponse(this.kind, response === undefined ? null : response),
         error: undefined,
@@ -131,6 +136,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
         runId: run.runId,
         mono: monotonicNow(),
         stepId: this.stepId,
+        kind: this.kind,
+        name: this.name,
         status: 'error',
         response:
           extras === undefined || extras.response === undefined
@@ -155,6 +162,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
       runId: this.#run.runId,
       mono: monotonicNow(),
       stepId: this.stepId,
+      kind: this.kind,
+      name: this.name,
       status: 'error',
       response: undefined,
       error: { type: 'Unfinished', message: 'the run ended before this step finished' },
@@ -184,7 +193,7 @@ export function beginStep(
   const seq = ++run.seq;
   const mono = monotonicNow();
   const stepId = uuidv7(epochMsOf(mono));
-  const step = new StepHandle(run, stepId, seq, callKey, kind, mono);
+  const step = new StepHandle(run, stepId, seq, callKey, kind, name, mono);
   run.open.add(step);
   run.pipeline.push({
     type: 'step.started',

@@ -29,6 +29,18 @@ export {
   SDK_VERSION,
   type WrapOptions,
 } from './recorder.ts';
+export {
+  holdsRedaction,
+  payloadContentHash,
+  type RedactedPayload,
+  redactAttributes,
+  redactChunks,
+  redactError,
+  redactPayload,
+  requestHashFor,
+  resolveRedactor,
+  stepAt,
+} from './redaction.ts';
 export type { Sink, SinkBatch, SinkListener, SinkOutcome } from './sink.ts';
 export {
   installTape,
