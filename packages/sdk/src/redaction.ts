@@ -130,8 +130,9 @@ function collectLeaves(value: unknown, path: string, groups: Map<string, Leaf[]>
       collectLeaves(child, childPath, groups, depth + 1);
     }
   };
-  if (Array.isArray(value)) value.forEach((child, index) => visit(value, index, child, `${path}[${index}]`));
-  else if (isRecord(value))
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) visit(value, index, value[index], `${path}[${index}]`);
+  } else if (isRecord(value))
     for (const [key, child] of Object.entries(value))
       visit(value, key, child, `${path}.${JSON.stringify(key)}`);
 }
