@@ -102,68 +102,6 @@ test('POST /v1/events: free text in events is redacted in place; an event that c
       { type: 'run.started' }
     >;
     const finished = events.find((e) => e.type === 'run.finished')!;
-    const dirty = Buffer.from(JSON.stringify({ prompt: `use ${SECRET}` }));
-    const put = (bytes: Buffer) =>
-      fetch(`${server.url}/v1/blobs/sha256/${blobHashOf(bytes).slice(7)}`, { method: 'PUT', body: bytes });
-    const refused = await put(dirty);
-    assert.equal(refused.status, 422);
-    const error = ((await refused.json()) as { error: { code: string; message: string } }).error;
-    assert.equal(error.code, 'contains_redactable');
-    assert.match(error.message, /openai at prompt/);
-    assert.match(error.message, /same policy in the SDK/);
-    assert.equal(error.message.includes(SECRET), false, 'the answer never echoes the secret');
-    assert.equal(await store.blobs.has(blobHashOf(dirty)), false);
-    const clean = Buffer.from(JSON.stringify({ prompt: 'use [REDACTED:openai]' }));
-    assert.equal((await put(clean)).status, 201);
-    assert.equal(await store.blobs.has(blobHashOf(clean)), true);
-  });
-});
-
-test('POST /v1/blobs: each frame is checked; a secret, unreadable bytes and a too-deep value are rejected, the clean frame stored', async () => {
-  await withServer(undefined, async (server, store) => {
-    let deep = '"x"';
-    for (let i = 0; i < 100; i++) deep = `[${deep}]`;
-    const blobs = [
-      Buffer.from(JSON.stringify(`token ${SECRET}`)),
-      Buffer.from([0xff, 0xfe, 0x00, 0x41]),
-      Buffer.from(deep),
-      Buffer.from('{"ok":true}'),
-    ];
-    const answer = await fetch(`${server.url}/v1/blobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/vnd.rewind.blobs' },
-      body: Buffer.concat(blobs.map(frame)),
-    });
-    assert.equal(answer.status, 200);
-    const { results } = (await answer.json()) as { results: { status: string; reason?: string }[] };
-    assert.deepEqual(
-      results.map((r) => [r.status, r.reason?.split(':')[0]]),
-      [
-        ['rejected', 'contains_redactable'],
-        ['rejected', 'redaction_failed'],
-        ['rejected', 'redaction_failed'],
-        ['stored', undefined],
-      ],
-    );
-    assert.match(results[2]!.reason!, /too_deep/);
-    for (const [i, bytes] of blobs.entries())
-      assert.equal(await store.blobs.has(blobHashOf(bytes)), i === 3, `blob ${i}`);
-  });
-});
-
-test('POST /v1/events: free text in events is redacted in place; an event that cannot be checked is rejected and not stored', async () => {
-  const policy = { version: 1, detectors: { email: 'mask' }, limits: { maxStringLength: 2000 } };
-  await withServer(policy, async (server) => {
-    const { events } = buildStream([simpleRunPlan(0)], 7);
-    const started = events.find((e) => e.type === 'run.started') as Extract<
-      RewindEvent,
-      { type: 'run.started' }
-    >;
-    const finished = events.find((e) => e.type === 'run.finished')!;
-    const blobs = events.flatMap((e) =>
-      Object.values(e).filter((v) => typeof v === 'object' && v !== null && 'hash' in v),
-    );
-    assert.ok(blobs.length > 0);
     const dirty = { ...started, attributes: { owner: 'jane.doe@example.com', note: `key ${SECRET}` } };
     const unreadable = { ...finished, status: 'error', error: { type: 'Error', message: 'x'.repeat(5000) } };
     delete (unreadable as { output?: unknown }).output;
