@@ -9,7 +9,7 @@ import { guard, openConfiguredStore, storeError } from './open-store.ts';
 import { redactCheck, renderRedactCheck } from './redact-check.ts';
 import { renderRunsTable, toRunListJson } from './render-runs.ts';
 import { renderShow } from './render-show.ts';
-import { loadRunView, type RunView, toShowJson } from './run-view.ts';
+import { loadRunView, type RunView, toShowJson, unsealView } from './run-view.ts';
 import { buildSampleRun } from './sample-run.ts';
 import { collectKeys, parsePort, serve } from './serve.ts';
 import { uuidv7 } from './trace-builder.ts';
@@ -441,9 +441,18 @@ async function showCommand(args: string[], context: CliContext): Promise<number>
   const config = storeConfig(values, context);
   const store = await openConfiguredStore(config, { create: false });
   try {
-    const view = await guard(config, () => loadRunView(store, runId));
+    let view = await guard(config, () => loadRunView(store, runId));
     if (view === undefined) {
       throw dataError(`run '${runId}' not found in ${config.display} — list runs with \`rewind runs\``);
+    }
+    // sealed values are shown sealed, unless the project key is here to open them
+    const key = context.env.REWIND_PROJECT_KEY;
+    if (key !== undefined && key !== '') {
+      try {
+        view = unsealView(view, key);
+      } catch (error) {
+        context.stderr(`rewind: sealed values stay sealed: ${(error as Error).message}\n`);
+      }
     }
     printView(view, values.json === true, context);
     return reportMissing(view, config, context);

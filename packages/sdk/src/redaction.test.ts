@@ -54,7 +54,7 @@ test('the default policy is on without any configuration: secrets in every part 
   assert.equal(started.attributes?.deploy, 'token [REDACTED:openai]');
   const failed = store.events.find(
     (e): e is StepFinished => e.type === 'step.finished' && e.status === 'error',
-  )!;
+  ) as Extract<StepFinished, { status: 'error' }>;
   assert.equal(failed.error?.message, 'upstream refused [REDACTED:openai]');
   assert.ok(failed.error?.stack?.includes('[REDACTED:openai]'));
   assert.equal(r.stats().dropped, 0);
@@ -63,7 +63,7 @@ test('the default policy is on without any configuration: secrets in every part 
 test('request hashes are taken after redaction, and requestHashFor computes the same hash for a live request', async () => {
   const store = new MemoryStore();
   const r = new Recorder({ store, cwd: temp, env: {} });
-  const request = { messages: [{ role: 'user', content: `my key is ${SECRET}` }], model: 'gpt' };
+  const request = { messages: [{ role: 'user' as const, content: `my key is ${SECRET}` }], model: 'gpt' };
   const call = r.model('chat', async (_: unknown) => 'ok', {
     request: () => ({ provider: 'openai', model: 'gpt', messages: request.messages, params: {} }),
   });
@@ -76,7 +76,7 @@ test('request hashes are taken after redaction, and requestHashFor computes the 
   // the same request with another secret in the same place hashes the same: matching never needs the secret
   const other = {
     ...normalized,
-    messages: [{ role: 'user', content: `my key is ${SECRET.replace('Ab3', 'Zz9')}` }],
+    messages: [{ role: 'user' as const, content: `my key is ${SECRET.replace('Ab3', 'Zz9')}` }],
   };
   assert.equal(requestHashFor('model', 'chat', other, r.redactor), step.requestHash);
 });
