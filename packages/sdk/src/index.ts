@@ -31,3 +31,18 @@ export {
   type TapeData,
   type TapeStream,
 } from './tape.ts';
+export {
+  type Divergence,
+  type DivergenceReason,
+  type FieldDiff,
+  ReplayDivergenceError,
+  ReplayError,
+} from './replay/errors.ts';
+export {
+  type ForkOptions,
+  type ReplayLabel,
+  type ReplayOptions,
+  type ReplayResult,
+  replay,
+} from './replay/replay.ts';
+export { type RecordingSource, storeSource } from './replay/source.ts';
