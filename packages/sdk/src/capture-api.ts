@@ -72,7 +72,11 @@ export type ReplayDirective =
   /** Exact replay found a divergence: the call fails with this ReplayDivergenceError. */
   | { readonly action: 'throw'; readonly error: Error }
   /** A fork edited the request: the call runs live with it (the edited normalized request). */
-  | { readonly action: 'edit'; readonly request: unknown; readonly sets: readonly { pointer: string; value: unknown }[] };
+  | {
+      readonly action: 'edit';
+      readonly request: unknown;
+      readonly sets: readonly { pointer: string; value: unknown }[];
+    };
 
 export interface CaptureRuntime {
   /** Starts a step under the current step or run; undefined outside a run or when recording is off. Never throws. */

@@ -1,5 +1,5 @@
-import type { StepKind } from '@rewind/schema';
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { StepKind } from '@rewind/schema';
 import type { ReplayDirective } from './capture-api.ts';
 import type { Payload } from './json.ts';
 import type { Pipeline } from './pipeline.ts';

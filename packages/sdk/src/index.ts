@@ -24,14 +24,6 @@ export {
   type WrapOptions,
 } from './recorder.ts';
 export {
-  installTape,
-  MAX_TAPE_ENTRIES,
-  type ServeOptions,
-  Tape,
-  type TapeData,
-  type TapeStream,
-} from './tape.ts';
-export {
   type Divergence,
   type DivergenceReason,
   type FieldDiff,
@@ -46,3 +38,11 @@ export {
   replay,
 } from './replay/replay.ts';
 export { type RecordingSource, storeSource } from './replay/source.ts';
+export {
+  installTape,
+  MAX_TAPE_ENTRIES,
+  type ServeOptions,
+  Tape,
+  type TapeData,
+  type TapeStream,
+} from './tape.ts';

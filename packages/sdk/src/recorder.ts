@@ -25,9 +25,9 @@ import {
 } from './normalize.ts';
 import { type CaptureStats, type FlushResult, Pipeline } from './pipeline.ts';
 import { captureError } from './records.ts';
-import { serializePlain } from './split.ts';
 import { claimReplay, type PendingReplay } from './replay/claim.ts';
 import { editedArguments, serveCall } from './replay/serve.ts';
+import { serializePlain } from './split.ts';
 import { installTape, Tape } from './tape.ts';
 
 // The recorder (docs/sdk.md): `recorder.agent(name, fn)` makes each call of fn a run;
@@ -300,7 +300,8 @@ export class Recorder {
       if (frame === undefined) {
         // `replay()` calls the agent: this call is the replay's new run, recorded by its recorder.
         const replay = claimReplay();
-        if (replay !== undefined) return replay.recorder.#replayRun(replay, name, fn, this, args, options.attributes);
+        if (replay !== undefined)
+          return replay.recorder.#replayRun(replay, name, fn, this, args, options.attributes);
       }
       const pipeline = recorder.#pipeline;
       if (pipeline === undefined || !pipeline.accepting) return fn.apply(this, args);

@@ -5,7 +5,7 @@ import type { FieldDiff } from './errors.ts';
 
 const MAX_FIELDS = 100;
 
-function escape(token: string): string {
+function escapeToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
@@ -42,5 +42,5 @@ function walk(a: unknown, b: unknown, path: string, out: FieldDiff[]): void {
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])].sort();
-  for (const key of keys) walk(x[key], y[key], `${path}/${escape(key)}`, out);
+  for (const key of keys) walk(x[key], y[key], `${path}/${escapeToken(key)}`, out);
 }

@@ -53,7 +53,8 @@ export function describeDivergence(d: Omit<Divergence, 'message'>): string {
     .slice(0, MAX_DIFF_IN_MESSAGE)
     .map((f) => `${f.path || '/'}: recorded ${short(f.recorded)}, replayed ${short(f.replayed)}`)
     .join('; ');
-  const more = d.diff.length > MAX_DIFF_IN_MESSAGE ? ` (and ${d.diff.length - MAX_DIFF_IN_MESSAGE} more)` : '';
+  const more =
+    d.diff.length > MAX_DIFF_IN_MESSAGE ? ` (and ${d.diff.length - MAX_DIFF_IN_MESSAGE} more)` : '';
   switch (d.reason) {
     case 'request':
       return `replay diverged at ${where}: the ${d.kind} call was made with a different request — ${fields}${more}`;

@@ -16,7 +16,10 @@ export function parsePointer(pointer: string): string[] {
     .split('/')
     .map((token) => {
       if (/~[^01]|~$/.test(token))
-        throw new ReplayError('invalid_fork', `"${pointer}" is not a JSON pointer: "~" must be followed by 0 or 1`);
+        throw new ReplayError(
+          'invalid_fork',
+          `"${pointer}" is not a JSON pointer: "~" must be followed by 0 or 1`,
+        );
       return token.replaceAll('~1', '/').replaceAll('~0', '~');
     });
 }

@@ -87,9 +87,13 @@ class PayloadReader {
     try {
       value = JSON.parse(decoder.decode(bytes));
     } catch (cause) {
-      throw new ReplayError('payload_unreadable', `blob ${hash} is not a JSON payload; the recording cannot be replayed`, {
-        cause,
-      });
+      throw new ReplayError(
+        'payload_unreadable',
+        `blob ${hash} is not a JSON payload; the recording cannot be replayed`,
+        {
+          cause,
+        },
+      );
     }
     return this.#inline(value);
   }
@@ -146,7 +150,7 @@ export async function loadRecording(source: RecordingSource, runId: string): Pro
 
   const timeline = events.filter((e) => e.type === 'step.started' || e.type === 'step.finished').sort(byTime);
   const position = new Map<RewindEvent, number>();
-  timeline.forEach((event, i) => position.set(event, i));
+  for (const [i, event] of timeline.entries()) position.set(event, i);
   const finishOrder = new Map<string, number>();
   let order = 0;
   for (const event of timeline) if (event.type === 'step.finished') finishOrder.set(event.stepId, order++);

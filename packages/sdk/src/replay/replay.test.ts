@@ -114,7 +114,9 @@ describe('replay (generic wrappers)', () => {
 
   it('a changed tool argument, an extra call and a removed call diverge at the right seq', async () => {
     const { runId } = await record();
-    const changed = await replay(makeAgent(new Recorder({ store }), { city: 'Bergen' }).agent, runId, { store });
+    const changed = await replay(makeAgent(new Recorder({ store }), { city: 'Bergen' }).agent, runId, {
+      store,
+    });
     assert.equal(changed.divergence?.reason, 'request');
     assert.equal(changed.divergence?.seq, 3);
     assert.equal(changed.divergence?.callKey, 'tool:weather#1');
@@ -122,7 +124,9 @@ describe('replay (generic wrappers)', () => {
     assert.equal(extra.divergence?.reason, 'extra');
     assert.equal(extra.divergence?.seq, 5);
     assert.equal(extra.divergence?.callKey, 'tool:weather#3');
-    const removed = await replay(makeAgent(new Recorder({ store }), { skipTool: true }).agent, runId, { store });
+    const removed = await replay(makeAgent(new Recorder({ store }), { skipTool: true }).agent, runId, {
+      store,
+    });
     assert.equal(removed.divergence?.reason, 'missing');
     assert.equal(removed.divergence?.seq, 2);
     assert.equal(removed.divergence?.callKey, 'tool:weather#0');
@@ -170,7 +174,9 @@ describe('replay (generic wrappers)', () => {
     await assert.rejects(
       replay(makeAgent(new Recorder({ store })).agent, runId, { store, source: fakeSource }),
       (error: unknown) =>
-        ReplayError.isInstance(error) && error.code === 'blobs_missing' && error.missing[0] === started.input.hash,
+        ReplayError.isInstance(error) &&
+        error.code === 'blobs_missing' &&
+        error.missing[0] === started.input.hash,
     );
   });
 });

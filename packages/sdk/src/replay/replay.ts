@@ -1,8 +1,8 @@
 import type { ErrorInfo, ForkEdit, StepKind } from '@rewind/schema';
 import { openStore, openStoreOptions, resolveCaptureConfig, type Store } from '@rewind/store';
 import { canonical } from '../json.ts';
-import { captureError } from '../records.ts';
 import { agentNameOf, Recorder } from '../recorder.ts';
+import { captureError } from '../records.ts';
 import { Tape } from '../tape.ts';
 import { withPendingReplay } from './claim.ts';
 import { diffJson } from './diff.ts';
@@ -82,11 +82,18 @@ async function openTarget(options: ReplayOptions): Promise<{ store: Store; owned
       'run_not_found',
       `replay reads runs from a local store, but an endpoint (${destination.endpoint}) is configured: pass the store (a directory or postgres:// URL) explicitly`,
     );
-  return { store: await openStore(destination.config.store, openStoreOptions(destination.config)), owned: true };
+  return {
+    store: await openStore(destination.config.store, openStoreOptions(destination.config)),
+    owned: true,
+  };
 }
 
 function editFor(step: RecordedStep, fork: ForkOptions): ForkEdit {
-  const edits = [fork.set !== undefined && fork.set.length > 0, fork.response !== undefined, fork.error !== undefined];
+  const edits = [
+    fork.set !== undefined && fork.set.length > 0,
+    fork.response !== undefined,
+    fork.error !== undefined,
+  ];
   const count = edits.filter(Boolean).length;
   if (count === 0)
     throw new ReplayError(
@@ -156,7 +163,10 @@ export async function replay(
 ): Promise<ReplayResult> {
   const mode = options.mode ?? 'exact';
   if (mode !== 'exact' && mode !== 'cached')
-    throw new ReplayError('invalid_fork', `the replay mode must be "exact" or "cached", not "${String(mode)}"`);
+    throw new ReplayError(
+      'invalid_fork',
+      `the replay mode must be "exact" or "cached", not "${String(mode)}"`,
+    );
   const { store, owned } = await openTarget(options);
   try {
     const source = options.source ?? storeSource(store);
@@ -264,7 +274,10 @@ function compareResult(
   const recorded =
     recording.status === 'ok'
       ? { status: 'ok', output: jsonOf(recording.output) }
-      : { status: recording.status, error: { type: recording.error?.type, message: recording.error?.message } };
+      : {
+          status: recording.status,
+          error: { type: recording.error?.type, message: recording.error?.message },
+        };
   const replayed =
     status === 'ok' ? { status, output } : { status, error: { type: error?.type, message: error?.message } };
   const diff = diffJson(recorded, replayed);

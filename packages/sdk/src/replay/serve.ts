@@ -14,7 +14,7 @@ export function copy<T>(value: T): T {
 }
 
 /** What the wrapped function returned, from its normalized response (normalize.ts in reverse). */
-export function valueOf(kind: StepKind, response: unknown): unknown {
+export function servedValue(kind: StepKind, response: unknown): unknown {
   if (!isRecord(response)) return response;
   const raw = isRecord(response.raw) ? response.raw : undefined;
   switch (kind) {
@@ -35,7 +35,8 @@ export function valueOf(kind: StepKind, response: unknown): unknown {
 export function errorOf(outcome: ServedOutcome): Error {
   const info = outcome.error ?? { type: 'Error', message: '' };
   const error = new Error(info.message);
-  if (info.type !== 'Error') Object.defineProperty(error, 'name', { value: info.type, configurable: true, writable: true });
+  if (info.type !== 'Error')
+    Object.defineProperty(error, 'name', { value: info.type, configurable: true, writable: true });
   if (info.status !== undefined) (error as Error & { status?: number }).status = info.status;
   return error;
 }
@@ -65,7 +66,7 @@ export function serveCall(
   const complete = (): unknown => {
     if (outcome.status === 'ok') {
       step.finish(outcome.response, { usage: outcome.usage, stream: outcome.stream });
-      return valueOf(kind, outcome.response);
+      return servedValue(kind, outcome.response);
     }
     const error = errorOf(outcome);
     step.fail(error, outcome.response === undefined ? undefined : { response: outcome.response });
@@ -87,7 +88,9 @@ export function editedArguments(kind: StepKind, request: unknown, args: readonly
     case 'chain':
       return spread(request.input);
     case 'retriever':
-      return typeof args[0] === 'string' ? [request.query, ...args.slice(1)] : [{ ...(args[0] as object), query: request.query }, ...args.slice(1)];
+      return typeof args[0] === 'string'
+        ? [request.query, ...args.slice(1)]
+        : [{ ...(args[0] as object), query: request.query }, ...args.slice(1)];
     case 'model': {
       const raw = isRecord(request.raw) ? request.raw : undefined;
       if (raw !== undefined && 'arguments' in raw) return spread(raw.arguments);

@@ -92,7 +92,9 @@ export class ReplaySession implements ReplayHooks {
     if (fork !== undefined) this.#forkStep = recording.steps.find((step) => step.seq === fork.atSeq);
     const exactUntil = fork === undefined ? Number.POSITIVE_INFINITY : fork.atSeq;
     this.#gate = new Gate(
-      recording.steps.filter((step) => step.kind !== 'chain' && step.finishOrder >= 0 && step.seq < exactUntil),
+      recording.steps.filter(
+        (step) => step.kind !== 'chain' && step.finishOrder >= 0 && step.seq < exactUntil,
+      ),
       options.stallMs,
       (step) => this.#diverge('missing', step.seq, step.callKey, step.kind, step.name, []),
     );
