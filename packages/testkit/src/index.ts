@@ -8,3 +8,13 @@ export {
 } from './provider.ts';
 export * from './types.ts';
 export { splitFixed, splitText } from './wire/answer.ts';
+export {
+  type ChangeName,
+  type ExpectedDivergence,
+  FIXTURE_AGENTS,
+  type FixtureAgent,
+  type FixtureChange,
+  type FixtureEnv,
+  fixtureAgent,
+} from './fixtures/agents.ts';
+export { FIXTURE_RULES } from './fixtures/rules.ts';
