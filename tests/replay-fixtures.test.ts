@@ -89,7 +89,9 @@ describe('fixture agents', () => {
     const { runId, output } = recorded.get(fixture.name)!;
     const outputs = new Set<string>();
     for (let i = 0; i < 100; i++) {
-      const result = await replay(fixture.make(new Recorder({ store, enabled: false }), deadEnv), runId, { store });
+      const result = await replay(fixture.make(new Recorder({ store, enabled: false }), deadEnv), runId, {
+        store,
+      });
       assert.equal(result.verdict, 'reproduced');
       outputs.add(JSON.stringify(result.output));
     }

@@ -297,14 +297,7 @@ export class Recorder {
     const recorder = this;
     const wrapper = keepName(function (this: T, ...args: A): R {
       const frame = activeFrame();
-      if (frame === undefined) {
-        // `replay()` calls the agent: this call is the replay's new run, recorded by its recorder.
-        const replay = claimReplay();
-        if (replay !== undefined)
-          return replay.recorder.#replayRun(replay, name, fn, this, args, options.attributes);
-      }
-      const pipeline = recorder.#pipeline;
-      if (pipeline === undefined || !pipeline.accepting) return fn.apply(this, args);
+      // Inside a run (whichever recorder records it) a sub-agent is a chain step of that run.
       if (frame !== undefined)
         return recorder.#step(
           frame,
@@ -317,6 +310,12 @@ export class Recorder {
           outputResponse,
           options.attributes,
         );
+      // `replay()` calls the agent: this call is the replay's new run, recorded by its recorder.
+      const replay = claimReplay();
+      if (replay !== undefined)
+        return replay.recorder.#replayRun(replay, name, fn, this, args, options.attributes);
+      const pipeline = recorder.#pipeline;
+      if (pipeline === undefined || !pipeline.accepting) return fn.apply(this, args);
       return recorder.#run(pipeline, name, fn, this, args, options.attributes);
     }, fn);
     markAgent(wrapper, name);

@@ -1,13 +1,3 @@
-export { describeConversation, explainNoMatch, mismatch, scriptedReplies } from './match.ts';
-export { countInputTokens, countWords, type NormalizeOptions, normalizeRequest } from './normalize.ts';
-export {
-  DEFAULT_CREATED,
-  type ScriptedProvider,
-  type ScriptedProviderOptions,
-  startScriptedProvider,
-} from './provider.ts';
-export * from './types.ts';
-export { splitFixed, splitText } from './wire/answer.ts';
 export {
   type ChangeName,
   type ExpectedDivergence,
@@ -18,3 +8,13 @@ export {
   fixtureAgent,
 } from './fixtures/agents.ts';
 export { FIXTURE_RULES } from './fixtures/rules.ts';
+export { describeConversation, explainNoMatch, mismatch, scriptedReplies } from './match.ts';
+export { countInputTokens, countWords, type NormalizeOptions, normalizeRequest } from './normalize.ts';
+export {
+  DEFAULT_CREATED,
+  type ScriptedProvider,
+  type ScriptedProviderOptions,
+  startScriptedProvider,
+} from './provider.ts';
+export * from './types.ts';
+export { splitFixed, splitText } from './wire/answer.ts';

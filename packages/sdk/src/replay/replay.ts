@@ -1,8 +1,9 @@
 import type { ErrorInfo, ForkEdit, StepKind } from '@rewind/schema';
 import { openStore, openStoreOptions, resolveCaptureConfig, type Store } from '@rewind/store';
-import { canonical } from '../json.ts';
+import { inlineText } from '../json.ts';
 import { agentNameOf, Recorder } from '../recorder.ts';
 import { captureError } from '../records.ts';
+import { serializePlain } from '../split.ts';
 import { Tape } from '../tape.ts';
 import { withPendingReplay } from './claim.ts';
 import { diffJson } from './diff.ts';
@@ -145,8 +146,14 @@ function forkStep(recording: Recording, fork: ForkOptions): RecordedStep {
   return step;
 }
 
+/** The value as stored (JSON with keys in their own order, as the recorder writes outputs). */
+function storedText(value: unknown): string {
+  const payload = serializePlain(value === undefined ? null : value);
+  return typeof payload === 'string' ? payload : inlineText(payload.body);
+}
+
 function jsonOf(value: unknown): unknown {
-  return JSON.parse(canonical(value === undefined ? null : value));
+  return JSON.parse(storedText(value));
 }
 
 /**
@@ -281,6 +288,9 @@ function compareResult(
   const replayed =
     status === 'ok' ? { status, output } : { status, error: { type: error?.type, message: error?.message } };
   const diff = diffJson(recorded, replayed);
+  // Byte-identical: the same values with keys in another order differ too.
+  if (diff.length === 0 && status === 'ok' && storedText(recorded.output) !== storedText(output))
+    diff.push({ path: '/output', recorded: recorded.output, replayed: output });
   if (diff.length > 0) session.outputDiffers(diff);
 }
 
