@@ -65,9 +65,11 @@ describe('fixture agents', () => {
       assert.equal(result.labels.replayed, fixture.steps);
       assert.equal(result.labels.live + result.labels.diverged + result.labels.cached, 0);
       assert.equal(JSON.stringify(result.output), output);
-      const run = await store.getRun(result.runId);
+      const [run, original] = await Promise.all([store.getRun(result.runId), store.getRun(runId)]);
       assert.deepEqual(run?.replayOf, { runId, mode: 'exact' });
       assert.deepEqual(run?.labels, { replayed: fixture.steps });
+      // Byte-identical: the new run's output is the very same blob.
+      assert.equal(run?.output?.hash, original?.output?.hash);
     });
 
     for (const [change, expected] of Object.entries(fixture.changes)) {
