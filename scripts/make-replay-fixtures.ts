@@ -31,10 +31,10 @@ try {
     const runId = (await store.listRuns({ agent: fixture.name, limit: 1 })).items[0]!.id;
     const events = await store.readEvents(runId);
     const hashes = new Set<BlobHash>();
-    const add = (ref: BlobRef | undefined | null) => {
+    const add = (ref: { hash: BlobHash; parts?: string[] } | undefined | null) => {
       if (ref === undefined || ref === null) return;
       hashes.add(ref.hash);
-      for (const part of ref.parts ?? []) hashes.add(part);
+      for (const part of ref.parts ?? []) hashes.add(part as BlobHash);
     };
     for (const event of events) {
       if (event.type === 'run.started') add(event.input);
@@ -49,7 +49,7 @@ try {
     await mkdir(join(folder, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(folder, 'events.jsonl'), `${events.map((e) => JSON.stringify(e)).join('\n')}\n`);
     for (const hash of [...hashes].sort())
-      await writeFile(join(folder, 'blobs', 'sha256', blobHashHex(hash)), await store.blobs.get(hash));
+      await writeFile(join(folder, 'blobs', 'sha256', blobHashHex(hash)!), await store.blobs.get(hash));
     console.log(`${fixture.name}: run ${runId}, ${events.length} events, ${hashes.size} blobs`);
   }
 } finally {
