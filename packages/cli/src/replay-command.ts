@@ -122,7 +122,8 @@ async function runReplay(
       });
     } catch (error) {
       if (ReplayError.isInstance(error)) {
-        if (error.code === 'invalid_fork') throw usageError(error.message);
+        if (error.code === 'invalid_fork' || error.code === 'invalid_options')
+          throw usageError(error.message);
         if (error.code === 'blobs_missing') {
           for (const hash of error.missing) context.stderr(`missing blob ${hash}\n`);
         }

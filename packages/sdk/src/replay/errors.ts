@@ -113,7 +113,15 @@ export class ReplayError extends RewindError {
   /** Blob hashes the recording references but the store lacks (code `blobs_missing`). */
   readonly missing: string[];
   constructor(
-    code: 'run_not_found' | 'run_incomplete' | 'blobs_missing' | 'payload_unreadable' | 'invalid_fork',
+    code:
+      | 'run_not_found'
+      | 'run_incomplete'
+      | 'blobs_missing'
+      | 'payload_unreadable'
+      | 'invalid_fork'
+      | 'invalid_options'
+      | 'agent_not_run'
+      | 'record_failed',
     message: string,
     options?: { missing?: string[]; cause?: unknown },
   ) {

@@ -80,7 +80,7 @@ async function openTarget(options: ReplayOptions): Promise<{ store: Store; owned
   const destination = config.destination;
   if (destination.kind !== 'store')
     throw new ReplayError(
-      'run_not_found',
+      'invalid_options',
       `replay reads runs from a local store, but an endpoint (${destination.endpoint}) is configured: pass the store (a directory or postgres:// URL) explicitly`,
     );
   return {
@@ -196,6 +196,9 @@ export async function replay(
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
       ...(options.env === undefined ? {} : { env: options.env }),
       onError: (error) => problems.push(error),
+      // The new run is as long as the recording, which is in memory already: hold it all if the store is slower.
+      maxQueueSize: Math.max(100_000, 4 * recording.steps.length + 16),
+      maxQueueBytes: 2 ** 30,
     });
     const tapeData = recording.tape ?? { version: 1 as const, now: [], perf: [], random: [], uuid: [] };
     const entry = agentNameOf(agentFn) !== undefined ? agentFn : recorder.agent(recording.agent, agentFn);
@@ -223,12 +226,12 @@ export async function replay(
     const newRunId = session.runId;
     if (newRunId === undefined)
       throw new ReplayError(
-        'run_not_found',
+        'agent_not_run',
         `the agent did not start a run: ${problems[0]?.message ?? 'it never called its recorder.agent(…) entrypoint'}`,
       );
     if (flushed.dropped > 0 || !flushed.done)
       throw new ReplayError(
-        'payload_unreadable',
+        'record_failed',
         `the replay ran, but ${flushed.dropped + flushed.pending} event(s) of its new run ${newRunId} could not be written to ${store.location}${problems[0] === undefined ? '' : `: ${problems[0].message}`}`,
       );
     const error = thrown === undefined ? null : errorInfoOf(thrown);
