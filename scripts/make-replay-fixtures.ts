@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type BlobHash, type BlobRef, blobHashHex } from '@rewind/schema';
+import { type BlobHash, blobHashHex } from '@rewind/schema';
 import { Recorder } from '@rewind/sdk';
 import { openStore } from '@rewind/store';
 import { FIXTURE_AGENTS, FIXTURE_RULES, startScriptedProvider } from '@rewind/testkit';
