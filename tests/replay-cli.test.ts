@@ -2,7 +2,7 @@
 // rewind.config.json, --json shapes, exit codes (0 reproduced, 1 diverged, 2 usage, 3 failed to
 // run), and the errors for an unknown agent, a missing module or export, a bad pointer, a file.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Recorder } from '@rewind/sdk';
 import { openStore } from '@rewind/store';
 import { FIXTURE_RULES, fixtureAgent, type ScriptedProvider, startScriptedProvider } from '@rewind/testkit';
+import { REPLAY_GOLDEN_DIR } from '../fixtures/traces/replay/load.ts';
 import { runRewind } from './rewind-cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rewind-replay-cli-'));
@@ -144,6 +145,29 @@ describe('rewind replay', () => {
     } finally {
       config({ 'tool-loop': `./${relative(dir, agentsModule)}#toolLoop` });
     }
+  });
+});
+
+describe('a run with missing blobs', () => {
+  it('is refused with exit 3, every missing blob listed', async () => {
+    // The golden run of tool-loop, loaded without its input blob.
+    const folder = join(REPLAY_GOLDEN_DIR, 'tool-loop');
+    const events = readFileSync(join(folder, 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    const started = events.find((event) => event.type === 'run.started');
+    const storeDir = join(dir, 'partial');
+    const store = await openStore(storeDir);
+    for (const hex of readdirSync(join(folder, 'blobs', 'sha256')))
+      if (`sha256:${hex}` !== started.input.hash)
+        await store.blobs.putVerified(`sha256:${hex}`, readFileSync(join(folder, 'blobs', 'sha256', hex)));
+    await store.append(events);
+    await store.close();
+    const result = await rewind(['replay', started.runId, '--store', storeDir]);
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, /cannot be replayed: 1 blob\(s\) it references are missing/);
+    assert.ok(result.stderr.includes(`missing blob ${started.input.hash}`));
   });
 });
 
