@@ -179,4 +179,28 @@ describe('replay (generic wrappers)', () => {
         error.missing[0] === started.input.hash,
     );
   });
+
+  it('cached mode serves identical repeats in recorded order; a store given as a directory is opened and closed', async () => {
+    const storeDir = join(dir, 'by-path');
+    const make = (recorder: Recorder) => {
+      let calls = 0;
+      const next = recorder.tool('next', async (_what: string) => ++calls);
+      return {
+        agent: recorder.agent('counter', async () => [await next('x'), await next('x'), await next('x')]),
+        calls: () => calls,
+      };
+    };
+    const recorder = new Recorder({ store: storeDir, env: {} });
+    assert.deepEqual(await make(recorder).agent(), [1, 2, 3]);
+    await recorder.shutdown();
+    const pathStore = await openStore(storeDir);
+    const runId = (await pathStore.listRuns({ limit: 1 })).items[0]!.id;
+    await pathStore.close();
+    const replayed = make(new Recorder({ enabled: false }));
+    const result = await replay(replayed.agent, runId, { store: storeDir, mode: 'cached' });
+    assert.deepEqual(result.output, [1, 2, 3]);
+    assert.equal(result.labels.cached, 3);
+    assert.equal(replayed.calls(), 0);
+    assert.equal(result.verdict, 'reproduced');
+  });
 });
