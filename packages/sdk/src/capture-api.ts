@@ -70,7 +70,12 @@ export type ReplayDirective =
       due(): Promise<void>;
     }
   /** Exact replay found a divergence: the call fails with this ReplayDivergenceError. */
-  | { readonly action: 'throw'; readonly error: Error }
+  | {
+      readonly action: 'throw';
+      readonly error: Error;
+      /** Resolves when the error is complete (its diff needs the recorded request, read on demand). */
+      readonly ready?: Promise<void>;
+    }
   /** A fork edited the request: the call runs live with it (the edited normalized request). */
   | {
       readonly action: 'edit';

@@ -80,7 +80,7 @@ export class ReplayDivergenceError extends RewindError {
   readonly kind: string;
   /** The step's name (a tool's name, `openai.chat.completions`, …). */
   readonly stepName: string;
-  readonly diff: FieldDiff[];
+  diff: FieldDiff[];
   constructor(divergence: Omit<Divergence, 'message'>) {
     super('replay_diverged', describeDivergence(divergence));
     this.reason = divergence.reason;
@@ -90,6 +90,19 @@ export class ReplayDivergenceError extends RewindError {
     this.stepName = divergence.name;
     this.diff = divergence.diff;
   }
+  /** Sets the field diff once the recorded request is read (the message names the fields). */
+  setDiff(diff: FieldDiff[]): void {
+    this.diff = diff;
+    this.message = describeDivergence({
+      reason: this.reason,
+      seq: this.seq,
+      callKey: this.callKey,
+      kind: this.kind,
+      name: this.stepName,
+      diff,
+    });
+  }
+
   /** The divergence as plain data (for JSON output). */
   toJSON(): Divergence {
     return {

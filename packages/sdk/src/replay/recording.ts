@@ -15,10 +15,12 @@ import type { TapeData } from '../tape.ts';
 import { ReplayError } from './errors.ts';
 import type { RecordingSource } from './source.ts';
 
-// A recorded run loaded for replay: every step with its request and outcome (payloads read
-// and their parts inlined), the order in which steps finished, the input, the output and the
-// tape. Everything is read before the agent starts, because a replayed call must be answered
-// synchronously when the recorded call was synchronous. A blob that is missing is collected, not
+// A recorded run loaded for replay: every step with its outcome (payloads read and their parts
+// inlined), the order in which steps finished, the input, the output and the tape. Outcomes are
+// read before the agent starts, because a replayed call must be answered synchronously when the
+// recorded call was synchronous. Requests are only needed for divergence diffs and fork edits:
+// when the source can tell which blobs it lacks, they are checked but read only on demand
+// (`requestOf`), which halves what a replay reads. A blob that is missing is collected, not
 // thrown at once, so that the error lists every one.
 
 export interface RecordedStep {
@@ -29,7 +31,8 @@ export interface RecordedStep {
   name: string;
   callKey: string;
   requestHash: string;
-  request: unknown;
+  /** The request blob (with its parts); read on demand with `Recording.requestOf`. */
+  requestRef: { hash: BlobHash; parts?: string[] | undefined };
   status: 'ok' | 'error' | 'running';
   /** The normalized response (ok), or the body recorded with an error. */
   response: unknown;
@@ -54,6 +57,8 @@ export interface Recording {
   /** In seq order. */
   steps: RecordedStep[];
   byKey: Map<string, RecordedStep>;
+  /** A step's recorded request (normalized, parts inlined). */
+  requestOf(step: RecordedStep): Promise<unknown>;
 }
 
 const READ_CONCURRENCY = 32;
@@ -173,7 +178,7 @@ export async function loadRecording(source: RecordingSource, runId: string): Pro
         name: start.name,
         callKey: start.callKey,
         requestHash: start.requestHash,
-        request: undefined,
+        requestRef: start.request,
         status: finish === undefined ? 'running' : finish.status,
         response: undefined,
         error: finish?.status === 'error' ? finish.error : undefined,
@@ -187,11 +192,20 @@ export async function loadRecording(source: RecordingSource, runId: string): Pro
   const input = read(started.input);
   const output = finished.status === 'ok' ? read(finished.output) : Promise.resolve(undefined);
   const tape = read(finished.tape);
+  const requestBlobs = steps.flatMap((step) => [
+    step.requestRef.hash,
+    ...((step.requestRef.parts ?? []) as BlobHash[]),
+  ]);
+  const lazyRequests = source.missingBlobs !== undefined;
+  const requestsMissing = lazyRequests
+    ? source.missingBlobs!([...new Set(requestBlobs)])
+    : Promise.resolve([]);
   await inBatches(steps, async (step) => {
-    step.request = await reader.read(starts.get(step.stepId)!.request.hash);
+    if (!lazyRequests) await reader.read(step.requestRef.hash);
     step.response = await read(finishes.get(step.stepId)?.response);
   });
   const [inputValue, outputValue, tapeValue] = await Promise.all([input, output, tape]);
+  for (const hash of await requestsMissing) reader.missing.add(hash);
   if (reader.missing.size > 0) {
     const missing = [...reader.missing].sort();
     throw new ReplayError(
@@ -218,5 +232,6 @@ export async function loadRecording(source: RecordingSource, runId: string): Pro
     tape: tapeValue as TapeData | undefined,
     steps,
     byKey: new Map(steps.map((step) => [step.callKey, step])),
+    requestOf: (step) => reader.read(step.requestRef.hash),
   };
 }

@@ -178,6 +178,17 @@ describe('replay (generic wrappers)', () => {
         error.code === 'blobs_missing' &&
         error.missing[0] === started.input.hash,
     );
+    // A source that can say what it lacks: request blobs are checked without being read.
+    const firstRequest = events.find((e) => e.type === 'step.started')!.request.hash;
+    const lacking = {
+      ...fakeSource,
+      getBlob: (hash: string) => store.blobs.get(hash as `sha256:${string}`),
+      missingBlobs: async (hashes: readonly string[]) => hashes.filter((hash) => hash === firstRequest),
+    };
+    await assert.rejects(
+      replay(makeAgent(new Recorder({ store })).agent, runId, { store, source: lacking as never }),
+      (error: unknown) => ReplayError.isInstance(error) && error.missing.join() === firstRequest,
+    );
   });
 
   it('cached mode serves identical repeats in recorded order; a store given as a directory is opened and closed', async () => {

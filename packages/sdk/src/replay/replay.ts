@@ -89,7 +89,7 @@ async function openTarget(options: ReplayOptions): Promise<{ store: Store; owned
   };
 }
 
-function editFor(step: RecordedStep, fork: ForkOptions): ForkEdit {
+function editFor(step: RecordedStep, recordedRequest: unknown, fork: ForkOptions): ForkEdit {
   const edits = [
     fork.set !== undefined && fork.set.length > 0,
     fork.response !== undefined,
@@ -108,7 +108,7 @@ function editFor(step: RecordedStep, fork: ForkOptions): ForkEdit {
     );
   const edit: ForkEdit = {};
   if (fork.set !== undefined && fork.set.length > 0) {
-    let request = step.request;
+    let request = recordedRequest;
     // Every pointer must fit the recorded request: a typo fails now, not halfway through the run.
     for (const { pointer, value } of fork.set) request = setPointer(request, pointer, value);
     edit.set = fork.set.map(({ pointer, value }) => ({ pointer, value: value as never }));
@@ -178,10 +178,14 @@ export async function replay(
   try {
     const source = options.source ?? storeSource(store);
     const recording = await loadRecording(source, runId);
-    const fork =
-      options.fork === undefined
-        ? undefined
-        : { atSeq: options.fork.atSeq, edit: editFor(forkStep(recording, options.fork), options.fork) };
+    let fork: { atSeq: number; edit: ForkEdit } | undefined;
+    if (options.fork !== undefined) {
+      const step = forkStep(recording, options.fork);
+      fork = {
+        atSeq: options.fork.atSeq,
+        edit: editFor(step, await recording.requestOf(step), options.fork),
+      };
+    }
     const session = new ReplaySession(recording, {
       mode,
       fork,
@@ -222,6 +226,7 @@ export async function replay(
       thrown = error;
       status = (error as { name?: unknown } | null)?.name === 'AbortError' ? 'cancelled' : 'error';
     }
+    await session.settled();
     const flushed = await recorder.shutdown();
     const newRunId = session.runId;
     if (newRunId === undefined)

@@ -58,9 +58,15 @@ export function serveCall(
   fn: unknown,
 ): unknown {
   if (directive.action === 'throw') {
-    step.fail(directive.error);
-    if (isAsyncFunction(fn)) return Promise.reject(directive.error);
-    throw directive.error;
+    const error = directive.error;
+    if (isAsyncFunction(fn) && directive.ready !== undefined)
+      return directive.ready.then(() => {
+        step.fail(error);
+        throw error;
+      });
+    step.fail(error);
+    if (isAsyncFunction(fn)) return Promise.reject(error);
+    throw error;
   }
   const outcome = directive.outcome;
   const complete = (): unknown => {

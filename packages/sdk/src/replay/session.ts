@@ -76,6 +76,7 @@ export class ReplaySession implements ReplayHooks {
   readonly #forkStep: RecordedStep | undefined;
   #forkReached = false;
   readonly #gate: Gate;
+  readonly #pending: Promise<void>[] = [];
 
   constructor(recording: Recording, options: SessionOptions) {
     this.recording = recording;
@@ -152,11 +153,11 @@ export class ReplaySession implements ReplayHooks {
     }
     this.#use(recorded);
     if (requestHashOf(request) !== recorded.requestHash) {
-      const diff = diffJson(withoutRaw(recorded.request), withoutRaw(requestValueOf(request)));
+      const diff = this.#diffWith(recorded, request);
       const error = this.#diverge('request', recorded.seq, recorded.callKey, step.kind, step.name, diff);
       this.labels.set(step.stepId, 'diverged');
       this.#gate.skip(recorded);
-      return { action: 'throw', error };
+      return { action: 'throw', error, ready: diff.then(() => undefined) };
     }
     this.labels.set(step.stepId, 'replayed');
     if (recorded.kind === 'chain') return undefined;
@@ -186,7 +187,7 @@ export class ReplaySession implements ReplayHooks {
             same.callKey,
             step.kind,
             step.name,
-            diffJson(withoutRaw(same.request), withoutRaw(requestValueOf(request))),
+            this.#diffWith(same, request),
           );
       }
       return undefined;
@@ -237,22 +238,53 @@ export class ReplaySession implements ReplayHooks {
     };
   }
 
+  /** The field diff against a recorded request, read on demand (never rejects). */
+  #diffWith(recorded: RecordedStep, request: Payload): Promise<FieldDiff[]> {
+    const replayed = withoutRaw(requestValueOf(request));
+    return this.recording.requestOf(recorded).then(
+      (value) => diffJson(withoutRaw(value), replayed),
+      () => [{ path: '', replayed }],
+    );
+  }
+
   #diverge(
     reason: DivergenceReason,
     seq: number,
     callKey: string,
     kind: StepKind | string,
     name: string,
-    diff: FieldDiff[],
+    diff: FieldDiff[] | Promise<FieldDiff[]>,
   ): ReplayDivergenceError {
-    const error = new ReplayDivergenceError({ reason, seq, callKey, kind, name, diff });
+    const error = new ReplayDivergenceError({
+      reason,
+      seq,
+      callKey,
+      kind,
+      name,
+      diff: Array.isArray(diff) ? diff : [],
+    });
     this.divergences.push(error);
-    try {
-      this.#options.onDivergence?.(error);
-    } catch {
-      // a throwing handler must not break the replay
-    }
+    const notify = (): void => {
+      try {
+        this.#options.onDivergence?.(error);
+      } catch {
+        // a throwing handler must not break the replay
+      }
+    };
+    if (Array.isArray(diff)) notify();
+    else
+      this.#pending.push(
+        diff.then((fields) => {
+          error.setDiff(fields);
+          notify();
+        }),
+      );
     return error;
+  }
+
+  /** Resolves when every divergence is complete (diffs read). */
+  async settled(): Promise<void> {
+    await Promise.all(this.#pending);
   }
 
   /** Called when the run ended: recorded calls that were never made are divergences. */

@@ -13,6 +13,8 @@ export interface RecordingSource {
   readEvents(runId: string): Promise<RewindEvent[]>;
   /** A blob's exact bytes; undefined when the source does not have it. */
   getBlob(hash: BlobHash): Promise<Uint8Array | undefined>;
+  /** Optional: the hashes the source lacks (lets replay check blobs it may never need to read). */
+  missingBlobs?(hashes: readonly BlobHash[]): Promise<BlobHash[]>;
 }
 
 /** A RecordingSource over a local (or PostgreSQL-backed) Store. */
@@ -29,5 +31,6 @@ export function storeSource(store: Store): RecordingSource {
         throw error;
       }
     },
+    missingBlobs: (hashes) => store.blobs.missing(hashes),
   };
 }

@@ -25,8 +25,11 @@ export function settleServed(
   rebuildError: (outcome: ServedOutcome) => unknown,
 ): Promise<unknown> {
   if (directive.action === 'throw') {
-    step.fail(directive.error);
-    return Promise.reject(directive.error);
+    const error = directive.error;
+    return (directive.ready ?? Promise.resolve()).then(() => {
+      step.fail(error);
+      throw error;
+    });
   }
   const outcome = directive.outcome;
   return directive.due().then(() => {
