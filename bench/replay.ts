@@ -4,7 +4,8 @@
 //    `{i, query}` and response `{output: {i, text}}` distinct, ~150 bytes each) is recorded by
 //    the real recorder into the local store (SQLite + filesystem blobs, in a temp directory).
 //    Then `replay(agent, runId, {mode: 'exact'})` is timed end to end: reading the run's events
-//    from SQLite and its 2N+2 blobs from the CAS, re-running the agent with every step served,
+//    from SQLite and its N+2 outcome blobs from the CAS (the N request blobs are only checked),
+//    re-running the agent with every step served,
 //    and writing the new run (N steps, labels) through the recorder into the same store,
 //    flushed. Steps/s = N ÷ that time. The rows also split the time: load (events + blobs)
 //    and the rest (run + record + flush). Linear means steps/s does not fall with N.
@@ -102,18 +103,18 @@ async function throughput(ctx: BenchContext, store: Store, steps: number): Promi
     engine.push(steps / seconds);
     ctx.log(`${steps} steps, new run discarded: ${Math.round(steps / seconds)} steps/s`);
   }
-  // The load alone: events from SQLite and blobs from the CAS, as replay reads them.
+  // The load alone, as replay does it: events from SQLite, every response blob read from the
+  // CAS, the request blobs only checked (read on demand for divergence diffs and fork edits).
   const loadStart = process.hrtime.bigint();
   const events = await store.readEvents(runId);
-  await Promise.all(
-    events.flatMap((event) =>
-      event.type === 'step.started'
-        ? [store.blobs.get(event.request.hash)]
-        : event.type === 'step.finished' && event.status === 'ok'
-          ? [store.blobs.get(event.response.hash)]
-          : [],
+  await Promise.all([
+    store.blobs.missing(
+      events.flatMap((event) => (event.type === 'step.started' ? [event.request.hash] : [])),
     ),
-  );
+    ...events.flatMap((event) =>
+      event.type === 'step.finished' && event.status === 'ok' ? [store.blobs.get(event.response.hash)] : [],
+    ),
+  ]);
   const loadSeconds = Number(process.hrtime.bigint() - loadStart) / 1e9;
   const label = steps.toLocaleString('en-US');
   return [
