@@ -131,7 +131,7 @@ async function throughput(ctx: BenchContext, store: Store, steps: number): Promi
       target: '>= 20000, linear',
     },
     {
-      name: `replay: reading a ${label}-step recording (events + blobs)`,
+      name: `replay: reading a ${label}-step recording (events + outcome blobs; requests checked)`,
       unit: 'steps/s',
       median: steps / loadSeconds,
     },
