@@ -33,35 +33,10 @@ export class Gate {
   /** Resolves when `step` is next to complete. */
   wait(step: RecordedStep): Promise<void> {
     if (this.#closed || !this.#inOrder.has(step)) return Promise.resolve();
-    this.#skipPassed();
-    // Next in order and nothing released in this macrotask yet: it completes now (a sequential
-    // agent never waits for the event loop). Later completions wait for the next macrotask.
-    if (!this.#releasedThisTick && this.#order[this.#next] === step) {
-      this.#next++;
-      this.#markReleased();
-      this.#disarm();
-      return Promise.resolve();
-    }
     return new Promise((resolve) => {
       this.#waiters.set(step, resolve);
       this.#schedule();
     });
-  }
-
-  #releasedThisTick = false;
-
-  #markReleased(): void {
-    this.#releasedThisTick = true;
-    outsideRuns(() =>
-      setImmediate(() => {
-        this.#releasedThisTick = false;
-        if (this.#waiters.size > 0) this.#pump();
-      }),
-    );
-  }
-
-  #skipPassed(): void {
-    while (this.#next < this.#order.length && this.#skipped.has(this.#order[this.#next]!)) this.#next++;
   }
 
   /** `step` will not be served (it diverged): later calls no longer wait for it. */
@@ -83,10 +58,6 @@ export class Gate {
   #pump(): void {
     this.#scheduled = false;
     if (this.#closed) return;
-    if (this.#releasedThisTick) {
-      this.#schedule();
-      return;
-    }
     while (this.#next < this.#order.length) {
       const step = this.#order[this.#next]!;
       if (this.#skipped.has(step)) {
@@ -99,7 +70,7 @@ export class Gate {
       this.#next++;
       release();
       // One completion per macrotask: the agent reacts to it before the next one arrives.
-      this.#markReleased();
+      if (this.#waiters.size > 0) this.#schedule();
       this.#disarm();
       return;
     }
