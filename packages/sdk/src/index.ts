@@ -29,6 +29,21 @@ export {
   SDK_VERSION,
   type WrapOptions,
 } from './recorder.ts';
+export {
+  type Divergence,
+  type DivergenceReason,
+  type FieldDiff,
+  ReplayDivergenceError,
+  ReplayError,
+} from './replay/errors.ts';
+export {
+  type ForkOptions,
+  type ReplayLabel,
+  type ReplayOptions,
+  type ReplayResult,
+  replay,
+} from './replay/replay.ts';
+export { type RecordingSource, storeSource } from './replay/source.ts';
 export type { Sink, SinkBatch, SinkListener, SinkOutcome } from './sink.ts';
 export {
   installTape,
