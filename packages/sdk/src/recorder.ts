@@ -26,9 +26,9 @@ import {
 } from './normalize.ts';
 import { type CaptureStats, type FlushResult, Pipeline } from './pipeline.ts';
 import { captureError } from './records.ts';
-import type { Sink } from './sink.ts';
 import { claimReplay, type PendingReplay } from './replay/claim.ts';
 import { editedArguments, serveCall } from './replay/serve.ts';
+import type { Sink } from './sink.ts';
 import { serializePlain } from './split.ts';
 import { installTape, Tape } from './tape.ts';
 
