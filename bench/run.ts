@@ -5,7 +5,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Bench, BenchRow } from './lib.ts';
 
-const MODULES = ['store', 'cas', 'capture', 'redact', 'ingest'];
+const MODULES = ['store', 'cas', 'capture', 'redact', 'ingest', 'replay'];
 
 const only = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const selected = only.length > 0 ? MODULES.filter((name) => only.includes(name)) : MODULES;

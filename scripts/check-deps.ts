@@ -10,7 +10,7 @@ const ALLOWED: Record<string, string[]> = {
   redact: ['schema'],
   sdk: ['schema', 'store', 'redact'],
   diff: ['schema'],
-  testkit: ['schema'],
+  testkit: ['schema', 'sdk'],
   server: ['schema', 'store', 'diff', 'sdk', 'redact'],
   cli: ['schema', 'store', 'diff', 'sdk', 'server', 'redact'],
   web: [],

@@ -9,6 +9,14 @@ import { guard, openConfiguredStore, storeError } from './open-store.ts';
 import { redactCheck, renderRedactCheck } from './redact-check.ts';
 import { renderRunsTable, toRunListJson } from './render-runs.ts';
 import { renderShow } from './render-show.ts';
+import {
+  AGENTS_HELP,
+  forkOptions,
+  forkRun,
+  REPLAY_EXIT_HELP,
+  replayOptions,
+  replayRun,
+} from './replay-command.ts';
 import { loadRunView, type RunView, toShowJson, unsealView } from './run-view.ts';
 import { buildSampleRun } from './sample-run.ts';
 import { collectKeys, parsePort, serve } from './serve.ts';
@@ -209,6 +217,69 @@ ${STORE_HELP}
 
 ${EXIT_HELP}`,
     run: serveCommand,
+  },
+  replay: {
+    summary: "re-run a recorded run's agent with the recording served back",
+    help: `Usage: rewind replay <runId> --mode exact|cached [--json] [--store <dir|url>]
+
+Calls the run's agent again (your code, see "Agent code") with the recorded input, serves the
+recording back, and records the result as a new run (the original is never changed). Prints
+the verdict: reproduced (no divergence, the same result) or diverged, with the first
+divergence (seq, call key, reason and a field-level diff of the two requests).
+
+Modes:
+  exact    every call is matched to the recorded call with the same call key; the same request
+           gets the recorded response (or error), labelled replayed; a changed request, an extra
+           call or a recorded call never made is a divergence (thrown into the agent). Clock,
+           random and uuid reads are served from the run's tape; concurrent calls complete in
+           their recorded order. Nothing reaches a provider or a tool. (default)
+  cached   a call is served when kind, name and request match a recorded call (repeats in
+           order), labelled cached; anything else runs for real, labelled live.
+
+Options:
+  --mode <exact|cached>  the replay mode (default exact)
+  --json               print {runId, replayOf, mode, verdict, divergence, labels: {replayed,
+                       cached, live, overridden, diverged, redacted}, output}
+${STORE_OPTIONS}
+
+Bundle files (rewind replay file.rewind.tgz) are not supported yet.
+
+${AGENTS_HELP}
+
+${STORE_HELP}
+
+${REPLAY_EXIT_HELP}`,
+    run: replayCommand,
+  },
+  fork: {
+    summary: 'replay a run up to a step, change that step, and run on from there',
+    help: `Usage: rewind fork <runId> --at <seq> (--set <json-pointer>=<json>… | --response <json|@file> | --error <message>) [--then cached|live] [--json]
+
+Replays the run exactly up to step <seq>, applies the edit there, then goes on in cached mode
+(unchanged calls served from the recording) or live mode, and records the result as a new run
+with forkOf {runId, atSeq, edit}.
+
+Edits (one kind per fork):
+  --set <pointer>=<json>   set a field of the step's request (JSON pointer into its normalized
+                           request, e.g. /arguments/city='"Oslo"', /messages/0/content='"Hi"',
+                           /model='"gpt-4o"', /params/temperature=0); repeatable; the call then
+                           runs (cached when a recorded call had that request, else live)
+  --response <json|@file>  the step's response instead of running it ("what if the tool had
+                           returned X"); for a tool, its output; labelled overridden
+  --error <message>        the step throws an Error with this message; labelled overridden
+
+Options:
+  --at <seq>           the step to edit (its seq, as \`rewind show <runId>\` prints it)
+  --then <cached|live> how to go on after the step (default cached)
+  --json               print {runId, replayOf, forkOf, mode, verdict, divergence, labels, output}
+${STORE_OPTIONS}
+
+${AGENTS_HELP}
+
+${STORE_HELP}
+
+${REPLAY_EXIT_HELP}`,
+    run: forkCommand,
   },
 };
 
@@ -459,6 +530,24 @@ async function showCommand(args: string[], context: CliContext): Promise<number>
   } finally {
     await store.close().catch(() => {});
   }
+}
+
+async function replayCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('replay', args, { ...COMMON_OPTIONS, ...replayOptions });
+  if (values.help) {
+    context.stdout(`${COMMANDS.replay!.help}\n`);
+    return EXIT_OK;
+  }
+  return replayRun(positionals, values, () => storeConfig(values, context), context);
+}
+
+async function forkCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('fork', args, { ...COMMON_OPTIONS, ...forkOptions });
+  if (values.help) {
+    context.stdout(`${COMMANDS.fork!.help}\n`);
+    return EXIT_OK;
+  }
+  return forkRun(positionals, values, () => storeConfig(values, context), context);
 }
 
 function printView(view: RunView, asJson: boolean, context: CliContext): void {

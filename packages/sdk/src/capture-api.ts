@@ -42,7 +42,46 @@ export interface ActiveStep {
   fail(error: unknown, extras?: FailExtras): void;
   /** Milliseconds since the step started, from the real (untaped) monotonic clock: for chunk offsets. */
   elapsedMs(): number;
+  /**
+   * Set during a replay (docs/replay.md) when the call must not run as the agent made it: serve
+   * a recorded (or overriding) outcome, throw a divergence, or run with an edited request.
+   * Undefined when the call runs live, as in a recorded run.
+   */
+  readonly replay?: ReplayDirective | undefined;
 }
+
+/** A recorded or overriding outcome that a replay serves instead of making the call. */
+export interface ServedOutcome {
+  status: 'ok' | 'error';
+  /** The normalized response to finish the step with (ok), or the error body recorded with the error. */
+  response: unknown;
+  error?: { type: string; message: string; status?: number };
+  usage?: FinishExtras['usage'];
+  stream?: FinishExtras['stream'];
+}
+
+export type ReplayDirective =
+  | {
+      readonly action: 'serve';
+      readonly outcome: ServedOutcome;
+      /** Whether the recorded call returned a promise (adapters always serve one). */
+      readonly async: boolean;
+      /** Resolves when the call may complete: concurrent calls complete in their recorded order. */
+      due(): Promise<void>;
+    }
+  /** Exact replay found a divergence: the call fails with this ReplayDivergenceError. */
+  | {
+      readonly action: 'throw';
+      readonly error: Error;
+      /** Resolves when the error is complete (its diff needs the recorded request, read on demand). */
+      readonly ready?: Promise<void>;
+    }
+  /** A fork edited the request: the call runs live with it (the edited normalized request). */
+  | {
+      readonly action: 'edit';
+      readonly request: unknown;
+      readonly sets: readonly { pointer: string; value: unknown }[];
+    };
 
 export interface CaptureRuntime {
   /** Starts a step under the current step or run; undefined outside a run or when recording is off. Never throws. */

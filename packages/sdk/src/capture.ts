@@ -1,5 +1,12 @@
 import { type Attributes, callKeySegment, type StepKind } from '@rewind/schema';
-import type { ActiveStep, CaptureRuntime, FailExtras, FinishExtras, StepOptions } from './capture-api.ts';
+import type {
+  ActiveStep,
+  CaptureRuntime,
+  FailExtras,
+  FinishExtras,
+  ReplayDirective,
+  StepOptions,
+} from './capture-api.ts';
 import { epochMsOf, monotonicNow } from './clock.ts';
 import { activeFrame, als, type Frame, type OpenStep, type RunState, type StepNode } from './context.ts';
 import { messageOf } from './errors.ts';
@@ -57,6 +64,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
   readonly name: string;
   readonly #run: RunState;
   readonly #startMono: number;
+  replay: ReplayDirective | undefined = undefined;
   #children: Map<string, number> | undefined;
   #frame: Frame | undefined;
   #done = false;
@@ -71,6 +79,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
     startMono: number,
   ) {
     this.#run = run;
+    this.name = name;
     this.stepId = stepId;
     this.seq = seq;
     this.callKey = callKey;
@@ -194,6 +203,14 @@ export function beginStep(
   const mono = monotonicNow();
   const stepId = uuidv7(epochMsOf(mono));
   const step = new StepHandle(run, stepId, seq, callKey, kind, name, mono);
+  const session = run.replay;
+  let payload: Payload;
+  if (session === undefined) {
+    payload = serializeRequest(kind, request);
+  } else {
+    payload = serializeRequest(kind, session.requestFor(callKey, kind, request));
+    step.replay = session.decide(step, payload);
+  }
   run.open.add(step);
   run.pipeline.push({
     type: 'step.started',
@@ -205,7 +222,7 @@ export function beginStep(
     kind,
     name,
     callKey,
-    request: serializeRequest(kind, request),
+    request: payload,
     attributes,
   });
   return step;

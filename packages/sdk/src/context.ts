@@ -1,4 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import type { StepKind } from '@rewind/schema';
+import type { ReplayDirective } from './capture-api.ts';
+import type { Payload } from './json.ts';
 import type { Pipeline } from './pipeline.ts';
 import type { Tape } from './tape.ts';
 
@@ -9,6 +12,7 @@ import type { Tape } from './tape.ts';
 export interface StepNode {
   readonly stepId: string;
   readonly callKey: string;
+  readonly kind: StepKind;
   /** Ordinals of this step's children: call-key prefix (`kind:name#`) → next ordinal. */
   children(): Map<string, number>;
 }
@@ -16,6 +20,25 @@ export interface StepNode {
 export interface OpenStep {
   /** Finishes a step the run is ending without (it never finished). */
   abandon(): void;
+}
+
+/** A step as the replay session sees it when it starts. */
+export interface StepStart {
+  readonly stepId: string;
+  readonly seq: number;
+  readonly callKey: string;
+  readonly kind: StepKind;
+  readonly name: string;
+}
+
+/** What a replay session (replay/session.ts) does at each step start of the run it replays. */
+export interface ReplayHooks {
+  /** The request to record and use: the agent's, or a fork's edited one. */
+  requestFor(callKey: string, kind: string, request: unknown): unknown;
+  /** How the call is answered (undefined: it runs live). */
+  decide(step: StepStart, request: Payload): ReplayDirective | undefined;
+  /** The run ended (recorded calls not made by now never will be). */
+  ended(): void;
 }
 
 export class RunState {
@@ -27,6 +50,8 @@ export class RunState {
   readonly children = new Map<string, number>();
   /** Steps started and not finished, so a run never ends with a step left running. */
   readonly open = new Set<OpenStep>();
+  /** Set when this run is a replay. */
+  replay: ReplayHooks | undefined = undefined;
   seq = 0;
   errors = 0;
   ended = false;

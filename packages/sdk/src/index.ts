@@ -41,6 +41,21 @@ export {
   resolveRedactor,
   stepAt,
 } from './redaction.ts';
+export {
+  type Divergence,
+  type DivergenceReason,
+  type FieldDiff,
+  ReplayDivergenceError,
+  ReplayError,
+} from './replay/errors.ts';
+export {
+  type ForkOptions,
+  type ReplayLabel,
+  type ReplayOptions,
+  type ReplayResult,
+  replay,
+} from './replay/replay.ts';
+export { type RecordingSource, storeSource } from './replay/source.ts';
 export type { Sink, SinkBatch, SinkListener, SinkOutcome } from './sink.ts';
 export {
   installTape,

@@ -54,6 +54,28 @@ let partList: Part[] = [];
 const newPart = (text: string): Part => new Part(text);
 let makePart: (text: string) => Part = newPart;
 
+// Responses, run inputs and outputs keep their keys in the order the code produced them
+// (`withKeyOrder`): replay hands them back to the agent, which may depend on that order (it
+// JSON.stringify's a tool's output into the next prompt). Requests stay canonical: their hash is
+// defined over RFC 8785.
+let keepOrder = false;
+
+/** Runs `fn` with object keys written in their own order instead of sorted. */
+export function withKeyOrder<T>(fn: () => T): T {
+  const saved = keepOrder;
+  keepOrder = true;
+  try {
+    return fn();
+  } finally {
+    keepOrder = saved;
+  }
+}
+
+/** Whether keys are being written in their own order (inside withKeyOrder). */
+export function keepingKeyOrder(): boolean {
+  return keepOrder;
+}
+
 function isSorted(keys: string[]): boolean {
   for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
   return true;
@@ -114,7 +136,7 @@ function writeObject(value: object, depth: number): string {
     }
     const record = value as Record<string, unknown>;
     const keys = Object.keys(record);
-    if (!isSorted(keys)) keys.sort();
+    if (!keepOrder && !isSorted(keys)) keys.sort();
     let out = '{';
     let first = true;
     for (let i = 0; i < keys.length; i++) {

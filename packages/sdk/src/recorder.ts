@@ -27,6 +27,8 @@ import {
 import { type CaptureStats, type FlushResult, Pipeline } from './pipeline.ts';
 import { captureError } from './records.ts';
 import { type Redactor, resolveRedactor } from './redaction.ts';
+import { claimReplay, type PendingReplay } from './replay/claim.ts';
+import { editedArguments, serveCall } from './replay/serve.ts';
 import type { Sink } from './sink.ts';
 import { serializePlain } from './split.ts';
 import { installTape, Tape } from './tape.ts';
@@ -119,6 +121,22 @@ function keepName<F extends Function>(wrapper: F, fn: Function): F {
     // a frozen function: keep the wrapper's own name
   }
   return wrapper;
+}
+
+const AGENT = Symbol.for('rewind.sdk.agent');
+
+function markAgent(wrapper: Function, name: string): void {
+  try {
+    Object.defineProperty(wrapper, AGENT, { value: name });
+  } catch {
+    // a frozen function: replay wraps it again
+  }
+}
+
+/** The agent name of a `recorder.agent(name, fn)` wrapper, or undefined for any other function. */
+export function agentNameOf(fn: unknown): string | undefined {
+  const name = typeof fn === 'function' ? (fn as unknown as Record<symbol, unknown>)[AGENT] : undefined;
+  return typeof name === 'string' ? name : undefined;
 }
 
 function runStatusOf(error: unknown): 'error' | 'cancelled' {
@@ -331,10 +349,9 @@ export class Recorder {
    */
   agent<T, A extends unknown[], R>(name: string, fn: Fn<T, A, R>, options: WrapOptions = {}): Fn<T, A, R> {
     const recorder = this;
-    return keepName(function (this: T, ...args: A): R {
-      const pipeline = recorder.#pipeline;
-      if (pipeline === undefined || !pipeline.accepting) return fn.apply(this, args);
+    const wrapper = keepName(function (this: T, ...args: A): R {
       const frame = activeFrame();
+      // Inside a run (whichever recorder records it) a sub-agent is a chain step of that run.
       if (frame !== undefined)
         return recorder.#step(
           frame,
@@ -347,8 +364,16 @@ export class Recorder {
           outputResponse,
           options.attributes,
         );
+      // `replay()` calls the agent: this call is the replay's new run, recorded by its recorder.
+      const replay = claimReplay();
+      if (replay !== undefined)
+        return replay.recorder.#replayRun(replay, name, fn, this, args, options.attributes);
+      const pipeline = recorder.#pipeline;
+      if (pipeline === undefined || !pipeline.accepting) return fn.apply(this, args);
       return recorder.#run(pipeline, name, fn, this, args, options.attributes);
     }, fn);
+    markAgent(wrapper, name);
+    return wrapper;
   }
 
   /** Each call inside a run is a `tool` step: request `{name, arguments}`, response `{output}`. */
@@ -448,11 +473,17 @@ export class Recorder {
     }
     if (step === undefined) return fn.apply(thisArg, args);
     const active = step;
+    const directive = active.replay;
+    let callArgs: unknown[] = args;
+    if (directive !== undefined) {
+      if (directive.action !== 'edit') return serveCall(active, directive, kind, fn) as R;
+      callArgs = editedArguments(kind, directive.request, args);
+    }
     return invokeIn(
       active.frame,
       fn as (...args: unknown[]) => R,
       thisArg,
-      args,
+      callArgs,
       (value) => {
         let response: unknown;
         try {
@@ -467,6 +498,23 @@ export class Recorder {
     );
   }
 
+  /** A replay's new run: recorded by this (the replay's) recorder, with the recording's tape served. */
+  #replayRun<T, A extends unknown[], R>(
+    replay: PendingReplay,
+    name: string,
+    fn: Fn<T, A, R>,
+    thisArg: T,
+    args: A,
+    attributes: Attributes | undefined,
+  ): R {
+    const pipeline = this.#pipeline;
+    if (pipeline === undefined || !pipeline.accepting) {
+      replay.fail(new Error('the replay recorder is not recording (its store could not be configured)'));
+      return fn.apply(thisArg, args);
+    }
+    return this.#run(pipeline, name, fn, thisArg, args, attributes, replay);
+  }
+
   #run<T, A extends unknown[], R>(
     pipeline: Pipeline,
     name: string,
@@ -474,19 +522,25 @@ export class Recorder {
     thisArg: T,
     args: A,
     attributes: Attributes | undefined,
+    replay?: PendingReplay,
   ): R {
     let run: RunState;
     try {
       const mono = monotonicNow();
       const runId = uuidv7(epochMsOf(mono));
-      run = new RunState(runId, pipeline, this.#tape ? Tape.record() : undefined);
+      const tape = replay !== undefined ? replay.tape() : this.#tape ? Tape.record() : undefined;
+      run = new RunState(runId, pipeline, tape);
+      if (replay !== undefined) run.replay = replay.started(runId);
+      let runAttributes = this.#attributes(attributes);
+      // How many arguments the agent took, when several: replay calls it the same way.
+      if (args.length > 1) runAttributes = { ...runAttributes, 'rewind.arguments': args.length };
       pipeline.push({
         type: 'run.started',
         runId,
         mono,
         agent: name.slice(0, 200) || 'agent',
         input: serializePlain(argumentsValue(args)),
-        attributes: this.#attributes(attributes),
+        attributes: runAttributes,
       });
     } catch (error) {
       this.#reporter.report('internal', `capture failed: ${messageOf(error)}`, error);
@@ -505,6 +559,7 @@ export class Recorder {
   #endRun(run: RunState, status: 'ok' | 'error' | 'cancelled', outcome: unknown): void {
     if (run.ended) return;
     run.ended = true;
+    if (run.replay !== undefined) run.replay.ended();
     try {
       for (const step of run.open) step.abandon();
       run.open.clear();

@@ -158,18 +158,20 @@ test('a model response stores its message text as a part (it is resent in the ne
   const message = { role: 'assistant', content: long('The answer is 42.') };
   const response = { model: 'gpt-4o', message, finishReason: 'stop', usage: { inputTokens: 3 } };
   const payload = serializeModelResponse(response);
-  assert.equal(inlineText(body(payload)), canonicalJson(response));
+  // Responses keep their key order (replay hands them back as they were).
+  assert.equal(inlineText(body(payload)), JSON.stringify(response));
   assert.deepEqual(parts(payload), [JSON.stringify(message.content)]);
   const next = serializeModelRequest({ provider: 'p', model: 'm', messages: [message], params: {} });
   assert.deepEqual(parts(next), parts(payload));
 });
 
-test('plain requests hash without raw; plain payloads are just canonical JSON', () => {
+test('plain requests hash without raw and are canonical JSON; responses keep their key order', () => {
   const retriever = { query: 'q', topK: 3, raw: { arguments: ['q', { k: 3 }] } };
   const payload = serializePlainRequest(retriever);
   assert.equal(inlineText(body(payload)), canonicalJson(retriever));
   assert.equal(inlineText(hashBody(payload)), canonicalJson({ query: 'q', topK: 3 }));
   assert.equal(serializePlainRequest({ name: 't', arguments: [1] }), '{"arguments":[1],"name":"t"}');
-  assert.equal(serializePlain({ output: { b: 1, a: 2 } }), '{"output":{"a":2,"b":1}}');
+  assert.equal(serializePlain({ output: { b: 1, a: 2 } }), '{"output":{"b":1,"a":2}}');
+  assert.equal(serializePlainRequest({ arguments: { b: 1, a: 2 } }), '{"arguments":{"a":2,"b":1}}');
   assert.equal(serializeModelRequest('not an object'), '"not an object"');
 });

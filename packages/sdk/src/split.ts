@@ -1,4 +1,13 @@
-import { canonical, canonicalWithParts, Part, type Payload, PieceList, type SplitPayload } from './json.ts';
+import {
+  canonical,
+  canonicalWithParts,
+  keepingKeyOrder,
+  Part,
+  type Payload,
+  PieceList,
+  type SplitPayload,
+  withKeyOrder,
+} from './json.ts';
 
 // Splitting payloads into content-addressed parts (docs/sdk.md, "Payloads"). An agent resends
 // its whole conversation on every model call; storing each request whole would take
@@ -88,7 +97,7 @@ function withPlainParts(value: unknown): Payload {
 type Splitter = (list: PieceList, key: string, value: unknown) => void;
 
 function sortedKeys(record: Record<string, unknown>): string[] {
-  return Object.keys(record).sort();
+  return keepingKeyOrder() ? Object.keys(record) : Object.keys(record).sort();
 }
 
 /** Writes an object key by key, letting `split` decide how each value is written. */
@@ -196,9 +205,9 @@ export function serializePlainRequest(value: unknown): Payload {
   }
 }
 
-/** A response (or run input/output): canonical JSON, long strings as parts. */
+/** A response (or run input/output): JSON with keys in their own order, long strings as parts. */
 export function serializePlain(value: unknown): Payload {
-  return withPlainParts(value);
+  return withKeyOrder(() => withPlainParts(value));
 }
 
 const splitModelResponse: Splitter = (list, key, value) => {
@@ -206,8 +215,12 @@ const splitModelResponse: Splitter = (list, key, value) => {
   else list.text(canonical(value));
 };
 
-/** A model response: its message becomes a part (it is resent as part of the next request). */
+/** A model response (keys in their own order): its message's long strings become parts (they are resent in the next request). */
 export function serializeModelResponse(response: unknown): Payload {
+  return withKeyOrder(() => writeModelResponse(response));
+}
+
+function writeModelResponse(response: unknown): Payload {
   if (!isPlainRecord(response)) return canonical(response);
   try {
     const body = new PieceList();

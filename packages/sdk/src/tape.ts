@@ -131,12 +131,19 @@ export class Tape {
   }
 }
 
-/** The tape of the run the caller is in, when it has one and has not ended. */
+/**
+ * The tape of the run the caller is in, when it has one and has not ended. Reads made inside a
+ * tool, model or retriever call are not the agent's: they belong to the call, whose outcome is
+ * recorded (and served on replay, where the call's code does not run), so they are live and
+ * untaped. Reads in the agent's own code and in chains (sub-agents) are taped.
+ */
 function currentTape(): Tape | undefined {
   const frame = als.getStore();
   if (frame === undefined) return undefined;
   const run = frame.run;
-  return run.ended ? undefined : run.tape;
+  if (run.ended) return undefined;
+  const step = frame.step;
+  return step === undefined || step.kind === 'chain' ? run.tape : undefined;
 }
 
 interface Installed {

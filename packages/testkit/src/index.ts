@@ -1,3 +1,13 @@
+export {
+  type ChangeName,
+  type ExpectedDivergence,
+  FIXTURE_AGENTS,
+  type FixtureAgent,
+  type FixtureChange,
+  type FixtureEnv,
+  fixtureAgent,
+} from './fixtures/agents.ts';
+export { FIXTURE_RULES } from './fixtures/rules.ts';
 export { describeConversation, explainNoMatch, mismatch, scriptedReplies } from './match.ts';
 export { countInputTokens, countWords, type NormalizeOptions, normalizeRequest } from './normalize.ts';
 export {

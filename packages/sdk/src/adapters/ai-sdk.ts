@@ -12,6 +12,8 @@
 // caller's async context, so steps nest under the current run, step or chain.
 import type { LanguageModelMiddleware } from 'ai';
 import { wrapLanguageModel } from 'ai';
+import type { ServedOutcome } from '../capture-api.ts';
+import { errorOf as errorFromOutcome } from '../replay/serve.ts';
 import {
   aiSdkErrorBody,
   generateResultFromRecorded,
@@ -22,6 +24,7 @@ import {
   streamResultFromRecorded,
 } from './ai-sdk-normalize.ts';
 import { isRecord, type JsonObject, toJsonSafe } from './shared/json.ts';
+import { editBody, settleServed } from './shared/served.ts';
 import { abortError, beginStep, failStep, guard } from './shared/step.ts';
 import { observeReadableStream, StreamRecording } from './shared/stream.ts';
 
@@ -51,6 +54,14 @@ function modelInfo(model: unknown): ModelInfo {
 function errorExtras(error: unknown) {
   const body = aiSdkErrorBody(error);
   return body === undefined ? {} : { response: body };
+}
+
+/** A recorded AI SDK error, rebuilt with its type (as name), message and status code. */
+function errorOf(outcome: ServedOutcome): Error {
+  const error = errorFromOutcome(outcome);
+  if (outcome.error?.status !== undefined)
+    (error as Error & { statusCode?: number }).statusCode = outcome.error.status;
+  return error;
 }
 
 /** The recording middleware. It never changes the parameters, the result or the errors. */
@@ -85,9 +96,17 @@ export function rewindMiddleware(options: RewindMiddlewareOptions = {}): Languag
     async wrapGenerate({ doGenerate, params, model }) {
       const step = start(params, model, 'generate');
       if (step === undefined) return doGenerate();
+      const directive = step.replay;
+      if (directive !== undefined && directive.action !== 'edit')
+        return (await settleServed(step, directive, generateResultFromRecorded, errorOf)) as Awaited<
+          ReturnType<typeof doGenerate>
+        >;
       let result: Awaited<ReturnType<typeof doGenerate>>;
       try {
-        result = await doGenerate();
+        result =
+          directive?.action === 'edit'
+            ? await step.run(() => model.doGenerate(editBody(params, directive.sets) as typeof params))
+            : await step.run(doGenerate);
       } catch (error) {
         failStep(ADAPTER, step, error, () => errorExtras(error));
         throw error;
@@ -102,9 +121,17 @@ export function rewindMiddleware(options: RewindMiddlewareOptions = {}): Languag
     async wrapStream({ doStream, params, model }) {
       const step = start(params, model, 'stream');
       if (step === undefined) return doStream();
+      const directive = step.replay;
+      if (directive !== undefined && directive.action !== 'edit')
+        return (await settleServed(step, directive, streamResultFromRecorded, errorOf)) as Awaited<
+          ReturnType<typeof doStream>
+        >;
       let result: Awaited<ReturnType<typeof doStream>>;
       try {
-        result = await doStream();
+        result =
+          directive?.action === 'edit'
+            ? await step.run(() => model.doStream(editBody(params, directive.sets) as typeof params))
+            : await step.run(doStream);
       } catch (error) {
         failStep(ADAPTER, step, error, () => errorExtras(error));
         throw error;

@@ -11,6 +11,7 @@
 // gets the client's own `MessageStream` (events, `finalMessage()`, `abort()`), and the raw
 // events it consumed are recorded with their timing. `messages.parse` goes through `create` too.
 // `client.withOptions(…)` returns a wrapped client. Wrapping twice is a no-op.
+import { APIError } from '@anthropic-ai/sdk/error';
 import { Stream } from '@anthropic-ai/sdk/streaming';
 import {
   accumulateMessage,
@@ -23,6 +24,7 @@ import {
 } from './anthropic-normalize.ts';
 import { isRecord } from './shared/json.ts';
 import { type ModelCallSpec, patchModelMethod } from './shared/model-call.ts';
+import { stainlessErrorFromRecorded } from './shared/served.ts';
 
 export {
   accumulateMessage,
@@ -46,6 +48,8 @@ export const messagesSpec: ModelCallSpec = {
   errorBody: anthropicErrorBody,
   abortType: 'APIUserAbortError',
   isFinal: (event) => isRecord(event) && event.type === 'message_stop',
+  fromRecorded: (raw) => anthropicFromRecorded(raw),
+  errorFromRecorded: (error, body) => stainlessErrorFromRecorded(APIError, error, body),
 };
 
 /**

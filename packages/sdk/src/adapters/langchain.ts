@@ -27,6 +27,7 @@
 import { BaseCallbackHandler } from '@langchain/core/callbacks/base';
 import { AIMessage, AIMessageChunk } from '@langchain/core/messages';
 import type { ActiveStep, StepOptions } from '../capture-api.ts';
+import { errorOf } from '../replay/serve.ts';
 import {
   chunkRecord,
   langchainErrorBody,
@@ -40,6 +41,7 @@ import {
   normalizeToolStart,
 } from './langchain-normalize.ts';
 import { errorType, isRecord, type Json, type JsonObject, toJsonSafe } from './shared/json.ts';
+import { settleServed } from './shared/served.ts';
 import { beginStep, failStep, guard } from './shared/step.ts';
 import { StreamRecording } from './shared/stream.ts';
 
@@ -406,6 +408,7 @@ function attach<T extends object>(target: T, handler: RewindCallbackHandler): T 
     rec.callbacks = (current.copy as (handlers: unknown[], inherit: boolean) => unknown)([handler], true);
   }
   Object.defineProperty(rec, WRAPPED, { value: handler, configurable: true, enumerable: false });
+  if (isChatModelLike(target)) serveInReplay(rec, handler);
   // Some integrations derive a new model instead of binding this one (@langchain/openai's
   // `ChatOpenAI.withConfig` returns `new ChatOpenAI(this.fields)`, so `bindTools` and
   // `withStructuredOutput` lose instance callbacks): derived models are wrapped too.
@@ -430,6 +433,35 @@ function attach<T extends object>(target: T, handler: RewindCallbackHandler): T 
     });
   }
   return target;
+}
+
+/**
+ * Replay (docs/replay.md): the model's `_generate` answers a call the replay serves from the
+ * recording — its run manager's runId leads to the step the handler started — instead of calling
+ * the provider. The handler's own end/error callbacks then change nothing (the step is settled).
+ */
+function serveInReplay(model: Record<PropertyKey, unknown>, handler: RewindCallbackHandler): void {
+  const generate = model._generate;
+  if (typeof generate !== 'function' || Object.hasOwn(model, '_generate')) return;
+  Object.defineProperty(model, '_generate', {
+    configurable: true,
+    writable: true,
+    enumerable: false,
+    value: function generateOrServe(
+      this: unknown,
+      messages: unknown,
+      options: unknown,
+      runManager?: unknown,
+    ) {
+      const runId =
+        isRecord(runManager) && typeof runManager.runId === 'string' ? runManager.runId : undefined;
+      const step = runId === undefined ? undefined : handler.stepFor(runId);
+      const directive = step?.replay;
+      if (step !== undefined && directive !== undefined && directive.action !== 'edit')
+        return settleServed(step, directive, chatResultFromRecorded, errorOf);
+      return generate.call(this, messages, options, runManager);
+    },
+  });
 }
 
 /** A model instance (not a RunnableBinding, which runs its bound model and so keeps its callbacks). */

@@ -11,6 +11,7 @@
 // go through those methods (`chat.completions.parse`, `.stream`, `.runTools`, `responses.parse`,
 // `.stream`) are captured too, one step per HTTP call. `client.withOptions(…)` returns a wrapped
 // client. Wrapping twice is a no-op.
+import { APIError } from 'openai/error';
 import { Stream } from 'openai/streaming';
 import {
   chatChunksFromRecorded,
@@ -27,6 +28,7 @@ import {
 } from './openai-normalize.ts';
 import { isRecord } from './shared/json.ts';
 import { type ModelCallSpec, patchModelMethod } from './shared/model-call.ts';
+import { stainlessErrorFromRecorded } from './shared/served.ts';
 
 export {
   chatChunksFromRecorded,
@@ -56,6 +58,8 @@ export const chatCompletionsSpec: ModelCallSpec = {
   normalizeStream: normalizeChatStream,
   errorBody: openaiErrorBody,
   abortType: 'APIUserAbortError',
+  fromRecorded: (raw) => openaiFromRecorded('chat.completions', raw),
+  errorFromRecorded: (error, body) => stainlessErrorFromRecorded(APIError, error, body),
 };
 
 export const responsesSpec: ModelCallSpec = {
@@ -69,6 +73,8 @@ export const responsesSpec: ModelCallSpec = {
   errorBody: openaiErrorBody,
   abortType: 'APIUserAbortError',
   isFinal: (event) => isRecord(event) && RESPONSES_FINAL_EVENTS.has(String(event.type)),
+  fromRecorded: (raw) => openaiFromRecorded('responses', raw),
+  errorFromRecorded: (error, body) => stainlessErrorFromRecorded(APIError, error, body),
 };
 
 /**

@@ -10,6 +10,7 @@ import {
   type StainlessStream,
 } from './api-promise.ts';
 import { isRecord, type Json, type JsonObject, toJsonSafe } from './json.ts';
+import { apiPromiseLike, editBody, settleServed } from './served.ts';
 import { abortError, beginStep, failStep, guard } from './step.ts';
 import { type StreamHooks, StreamRecording } from './stream.ts';
 
@@ -34,6 +35,10 @@ export interface ModelCallSpec {
    * reads the end of the stream.
    */
   isFinal?(chunk: unknown): boolean;
+  /** Replay: what the client returns for a recorded raw response (parsed object, or a Stream). */
+  fromRecorded(raw: unknown): unknown;
+  /** Replay: the client's own error for a recorded error (same class and message). */
+  errorFromRecorded(error: { type: string; message: string; status?: number }, body: unknown): unknown;
 }
 
 function fallbackRequest(spec: ModelCallSpec, body: unknown): ModelRequest {
@@ -61,9 +66,18 @@ export function patchModelMethod(resource: unknown, method: string, spec: ModelC
       () => ({ kind: 'model', name: spec.name, request: fallbackRequest(spec, body) }),
     );
     if (step === undefined) return original.call(this, body, ...rest);
+    const directive = step.replay;
+    if (directive !== undefined && directive.action !== 'edit')
+      return apiPromiseLike(
+        settleServed(step, directive, spec.fromRecorded, (outcome) =>
+          spec.errorFromRecorded(outcome.error ?? { type: 'Error', message: '' }, outcome.response),
+        ),
+      );
+    if (directive?.action === 'edit') body = editBody(body, directive.sets);
     let result: unknown;
     try {
-      result = original.call(this, body, ...rest);
+      // In the step's context: the client's own clock and random reads belong to the call, not the tape.
+      result = step.run(() => original.call(this, body, ...rest));
     } catch (error) {
       failStep(spec.adapter, step, error);
       throw error;
