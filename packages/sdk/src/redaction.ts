@@ -235,8 +235,14 @@ export function requestHashFor(
   return payloadContentHash(payload);
 }
 
-/** A recorded payload (parsed) holds a masked, dropped or unreadable field: replay labels its step `redacted`. */
+const REDACTION_MARK =
+  /\[(?:REDACTED|DROPPED):[a-z0-9_.:-]{1,60}\]|«[a-z0-9_.-]{1,40}:[0-9a-f]{12}»|«sealed:v1:/;
+
+/**
+ * A recorded value holds a masked, dropped, pseudonymized or (still) sealed field, or a
+ * scan-failure marker: what a replay serves from it is not what the agent saw, so the step is
+ * labelled `redacted`.
+ */
 export function holdsRedaction(value: unknown): boolean {
-  const text = typeof value === 'string' ? value : canonical(value);
-  return /\[(?:REDACTED|DROPPED):/.test(text);
+  return REDACTION_MARK.test(typeof value === 'string' ? value : canonical(value));
 }
