@@ -366,6 +366,19 @@ describe('nothing planted survives, anywhere', () => {
   });
 });
 
+test('rewind serve refuses an invalid policy (exit 2, the message names the rule) and a keyed policy without a key', async () => {
+  const cwd = join(root, 'bad-policy');
+  mkdirSync(cwd);
+  writeFileSync(join(cwd, 'typo.json'), JSON.stringify({ version: 1, detectors: { emial: 'mask' } }));
+  writeFileSync(join(cwd, 'keyed.json'), JSON.stringify({ version: 1, detectors: { email: 'hash' } }));
+  const typo = await runRewind(['serve', '--port', '0', '--policy', 'typo.json'], { cwd });
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /detectors\.emial: no such detector \(did you mean email\?\)/);
+  const keyed = await runRewind(['serve', '--port', '0', '--policy', 'keyed.json'], { cwd });
+  assert.equal(keyed.code, 2);
+  assert.match(keyed.stderr, /REWIND_PROJECT_KEY/);
+});
+
 describe('keyed actions', () => {
   test('hash: two runs mentioning the same email store the same pseudonym, and never the email', async () => {
     const cwd = join(root, 'hash');
