@@ -162,6 +162,8 @@ export class HttpExporter implements Sink {
   #closed = false;
   /** performance.now() before which the server is taken as down: batches go straight to the spool. */
   #outageUntil = 0;
+  /** Set when a request gave up on the server, cleared when it answers again. */
+  #serverDown = false;
   #probeDelay = 0;
   #draining: Promise<void> | undefined;
   /** A drain asked for while one was running: start another this many ms after it ends. */
@@ -281,6 +283,9 @@ export class HttpExporter implements Sink {
     );
     const wait = Math.max(why.retryAfterMs ?? 0, this.#probeDelay);
     this.#outageUntil = performanceNow() + wait;
+    this.#serverDown = true;
+    // Requests of other batches waiting to retry would only fail too: spool them now.
+    if (!this.#pressure.signal.aborted) this.#pressure.abort(new Error('the server is down: spooling'));
     this.#reporter.report(
       'export_unreachable',
       `cannot deliver to ${this.location} (${why.reason}): events are spooled to ${this.#spool.dir} and delivered when it answers again`,
@@ -289,6 +294,7 @@ export class HttpExporter implements Sink {
   }
 
   #serverAnswered(): void {
+    this.#serverDown = false;
     this.#probeDelay = 0;
     this.#outageUntil = 0;
   }
@@ -559,6 +565,8 @@ export class HttpExporter implements Sink {
         return { kind: 'unreachable', reason: `${reason} (${attempt} attempts)` };
       if (this.#pressed())
         return { kind: 'unreachable', reason: `${reason} (the capture queue is filling up)` };
+      // Known down: this request was a probe; the spool drain's schedule decides when to try again.
+      if (this.#serverDown) return { kind: 'unreachable', reason: `${reason} (the server is still down)` };
       const delay = retryAfterMs ?? backoffDelay(attempt - 1, this.#random, this.#backoff);
       this.#stats.retries++;
       const waited = await this.#wait(delay, signal);
@@ -566,7 +574,7 @@ export class HttpExporter implements Sink {
       if (waited === 'pressed')
         return {
           kind: 'unreachable',
-          reason: `${reason} (the capture queue filled up while waiting to retry)`,
+          reason: `${reason} (spooled while waiting to retry: the capture queue filled up, or the server is down)`,
         };
     }
   }
