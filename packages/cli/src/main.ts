@@ -17,7 +17,7 @@ import {
   replayOptions,
   replayRun,
 } from './replay-command.ts';
-import { loadRunView, type RunView, toShowJson } from './run-view.ts';
+import { loadRunView, type RunView, toShowJson, unsealView } from './run-view.ts';
 import { buildSampleRun } from './sample-run.ts';
 import { collectKeys, parsePort, serve } from './serve.ts';
 import { uuidv7 } from './trace-builder.ts';
@@ -191,7 +191,7 @@ ${STORE_HELP}`,
   serve: {
     summary: 'run the HTTP API (ingest and queries) on the store',
     help: `Usage: rewind serve [--host 127.0.0.1] [--port 8787] [--store <dir|url>] [--blobs <dir>]
-                    [--ingest-key <key>]… [--read-key <key>]…
+                    [--ingest-key <key>]… [--read-key <key>]… [--policy <file>]
 
 Serves the Rewind HTTP API (docs/api.md) on the store: event and blob ingest for the SDK's
 exporter, and the run, timeline and step reads. Logs one JSON line per request on stdout,
@@ -204,6 +204,10 @@ Options:
   --ingest-key <key>   a key allowed to send events and blobs (repeatable; also $REWIND_INGEST_KEYS,
                        comma separated)
   --read-key <key>     a key allowed to read runs and /metrics (repeatable; also $REWIND_READ_KEYS)
+  --policy <file>      the redaction policy enforced at ingest (default: ./rewind.policy.json, then
+                       "policy" in ./rewind.config.json, then the built-in default: secrets masked);
+                       hash and seal need $REWIND_PROJECT_KEY. Blobs holding what it redacts are
+                       rejected (docs/redaction.md)
 ${STORE_OPTIONS}
 
 Auth: on 127.0.0.1, ::1 or localhost with no key, every route is open. Any other address needs at
@@ -508,9 +512,18 @@ async function showCommand(args: string[], context: CliContext): Promise<number>
   const config = storeConfig(values, context);
   const store = await openConfiguredStore(config, { create: false });
   try {
-    const view = await guard(config, () => loadRunView(store, runId));
+    let view = await guard(config, () => loadRunView(store, runId));
     if (view === undefined) {
       throw dataError(`run '${runId}' not found in ${config.display} — list runs with \`rewind runs\``);
+    }
+    // sealed values are shown sealed, unless the project key is here to open them
+    const key = context.env.REWIND_PROJECT_KEY;
+    if (key !== undefined && key !== '') {
+      try {
+        view = unsealView(view, key);
+      } catch (error) {
+        context.stderr(`rewind: sealed values stay sealed: ${(error as Error).message}\n`);
+      }
     }
     printView(view, values.json === true, context);
     return reportMissing(view, config, context);
@@ -641,6 +654,7 @@ async function serveCommand(args: string[], context: CliContext): Promise<number
     port: { type: 'string' },
     'ingest-key': { type: 'string', multiple: true },
     'read-key': { type: 'string', multiple: true },
+    policy: { type: 'string' },
   });
   if (values.help) {
     context.stdout(`${COMMANDS.serve!.help}\n`);
@@ -655,6 +669,7 @@ async function serveCommand(args: string[], context: CliContext): Promise<number
     port: parsePort(values.port),
     ingestKeys: collectKeys(values['ingest-key'], context.env.REWIND_INGEST_KEYS),
     readKeys: collectKeys(values['read-key'], context.env.REWIND_READ_KEYS),
+    policy: values.policy,
   };
   return serve(options, storeConfig(values, context), context);
 }

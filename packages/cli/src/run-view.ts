@@ -1,3 +1,4 @@
+import { createRedactor, defaultPolicy } from '@rewind/redact';
 import type { BlobHash, BlobRef, ErrorInfo, ForkEdit, ReplayMode, StepKind } from '@rewind/schema';
 import {
   compareWhere,
@@ -162,6 +163,25 @@ export function toShowJson(view: RunView): ShowJson {
       ...(record.error === null ? {} : { error: record.error }),
       startedAt: record.startedAt,
       endedAt: record.endedAt,
+    })),
+  };
+}
+
+/**
+ * Opens the sealed values of a run's payloads with the project key (docs/redaction.md, "Sealed
+ * values"); without a key, or with another key, they stay sealed (`«sealed:v1:…»`). A malformed
+ * key throws RedactionKeyError.
+ */
+export function unsealView(view: RunView, key: string): RunView {
+  const redactor = createRedactor(defaultPolicy(), { key });
+  return {
+    ...view,
+    input: redactor.unseal(view.input),
+    output: redactor.unseal(view.output),
+    steps: view.steps.map((step) => ({
+      ...step,
+      request: redactor.unseal(step.request),
+      response: redactor.unseal(step.response),
     })),
   };
 }

@@ -1,3 +1,11 @@
+import {
+  createRedactor,
+  type LoadedPolicy,
+  loadPolicy,
+  PolicyError,
+  RedactionKeyError,
+  type Redactor,
+} from '@rewind/redact';
 import { type LogLine, ServerConfigError, startServer } from '@rewind/server';
 import type { StoreConfig } from './config.ts';
 import { usageError } from './errors.ts';
@@ -12,6 +20,23 @@ export interface ServeOptions {
   port: number;
   ingestKeys: string[];
   readKeys: string[];
+  /** --policy: a policy file; otherwise rewind.policy.json, "policy" in rewind.config.json, the default. */
+  policy?: string | undefined;
+}
+
+/** The policy the server enforces at ingest, found like the SDK's (docs/redaction.md); a bad policy or missing key is a usage error. */
+export function serverRedactor(
+  file: string | undefined,
+  context: Pick<CliContext, 'cwd' | 'env'>,
+): { redactor: Redactor; loaded: LoadedPolicy } {
+  try {
+    const loaded = loadPolicy({ file, cwd: context.cwd });
+    return { redactor: createRedactor(loaded.policy, { env: context.env }), loaded };
+  } catch (error) {
+    if (PolicyError.isInstance(error) || RedactionKeyError.isInstance(error))
+      throw usageError(`${(error as Error).message} — fix the policy (docs/redaction.md) and start again`);
+    throw error;
+  }
 }
 
 /** Keys from the flags and from a comma-separated environment variable, together. */
@@ -36,12 +61,15 @@ export async function serve(
   config: StoreConfig,
   context: CliContext,
 ): Promise<number> {
+  const { redactor, loaded } = serverRedactor(options.policy, context);
   const store = await openConfiguredStore(config, { create: true });
   const log = (line: LogLine) =>
     context.stdout(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+  log({ level: 'info', msg: 'redaction policy', source: loaded.source, file: loaded.file ?? null });
   let server: Awaited<ReturnType<typeof startServer>>;
+  const { policy: _policy, ...listen } = options;
   try {
-    server = await startServer({ store, ...options, log });
+    server = await startServer({ store, ...listen, redactor, log });
   } catch (error) {
     await store.close().catch(() => {});
     if (error instanceof ServerConfigError) throw usageError(error.message);

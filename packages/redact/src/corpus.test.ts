@@ -112,3 +112,26 @@ describe('redaction corpus', () => {
     assert.equal(leaks, 0);
   });
 });
+
+describe('redacting twice finds nothing the second time (the server re-checks what the SDK redacted)', () => {
+  for (const action of ['mask', 'hash', 'seal', 'drop'] as const) {
+    it(`${action}: every positive, in text, as a value and under a secret-named key`, () => {
+      const redactor = createRedactor(
+        parsePolicy({ version: 1, detectors: { secrets: action, pii: action } }),
+        {
+          key: Buffer.alloc(32, 7),
+        },
+      );
+      const again: string[] = [];
+      for (const positive of positives) {
+        const value = positive.text.slice(positive.start, positive.end);
+        const payload = { text: positive.text, password: value, note: `token=${value} api_key: ${value}` };
+        const once = redactor.redactValue(payload).value;
+        const twice = redactor.redactValue(once).findings;
+        if (twice.length > 0)
+          again.push(`${positive.id}: ${twice.map((f) => `${f.detector} at ${f.path}`).join(', ')}`);
+      }
+      assert.deepEqual(again.slice(0, 10), []);
+    });
+  }
+});

@@ -218,6 +218,17 @@ describe('redactor', () => {
     });
   });
 
+  it('fractions are not scanned: a score or a random number is not a card number', () => {
+    const redactor = createRedactor(parsePolicy({ version: 1, detectors: { pii: 'mask' } }), { env: {} });
+    // 4532015112830366 is a valid Visa number; as the digits of a fraction it is a measurement
+    const value = { score: 0.4532015112830366, random: [0.4532015112830366], card: 4532015112830366 };
+    assert.deepEqual(redactor.redactValue(value).value, {
+      score: 0.4532015112830366,
+      random: [0.4532015112830366],
+      card: '[REDACTED:credit_card]',
+    });
+  });
+
   it('fails closed: too deep, too large, a detector that throws, a rule that cannot apply', () => {
     const p = parsePolicy({ version: 1, limits: { maxDepth: 3, maxStringLength: 100, maxTotalLength: 150 } });
     const redactor = createRedactor(p, { env: {} });

@@ -260,7 +260,10 @@ export function createRedactor(policy: Policy = defaultPolicy(), options: Redact
         }
         case 'number':
         case 'bigint': {
-          // A card number or phone may arrive as a number: scan its digits too.
+          // A card number or phone may arrive as a number: scan its digits too. Only whole numbers:
+          // the digits of a fraction (a score 0.4532015112830366, a Math.random() on the tape) are
+          // a measurement, and one in 36 of them would pass for a card number with a valid Luhn digit.
+          if (typeof node === 'number' && !Number.isInteger(node)) return node;
           const result = scanString(String(node), path, budget, false);
           if (result.findings.length === 0) return node;
           findings.push(...result.findings);

@@ -84,6 +84,7 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
     this.seq = seq;
     this.callKey = callKey;
     this.kind = kind;
+    this.name = name;
     this.#startMono = startMono;
   }
 
@@ -118,6 +119,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
         runId: run.runId,
         mono: monotonicNow(),
         stepId: this.stepId,
+        kind: this.kind,
+        name: this.name,
         status: 'ok',
         response: serializeResponse(this.kind, response === undefined ? null : response),
         error: undefined,
@@ -142,6 +145,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
         runId: run.runId,
         mono: monotonicNow(),
         stepId: this.stepId,
+        kind: this.kind,
+        name: this.name,
         status: 'error',
         response:
           extras === undefined || extras.response === undefined
@@ -166,6 +171,8 @@ export class StepHandle implements ActiveStep, StepNode, OpenStep {
       runId: this.#run.runId,
       mono: monotonicNow(),
       stepId: this.stepId,
+      kind: this.kind,
+      name: this.name,
       status: 'error',
       response: undefined,
       error: { type: 'Unfinished', message: 'the run ended before this step finished' },

@@ -22,7 +22,7 @@ export type CaptureErrorCode =
   /** flush() or shutdown() reached its deadline with events still pending. */
   | 'deadline'
   /** `policy` is set: redaction is not implemented yet, so nothing is recorded (fail closed). */
-  | 'policy_unsupported'
+  | 'invalid_policy'
   /** rewind.config.json is malformed: nothing is recorded. */
   | 'invalid_config'
   /** A normalizer given to a wrapper threw; the call was captured with the generic payload. */

@@ -30,6 +30,18 @@ export {
   type WrapOptions,
 } from './recorder.ts';
 export {
+  holdsRedaction,
+  payloadContentHash,
+  type RedactedPayload,
+  redactAttributes,
+  redactChunks,
+  redactError,
+  redactPayload,
+  requestHashFor,
+  resolveRedactor,
+  stepAt,
+} from './redaction.ts';
+export {
   type Divergence,
   type DivergenceReason,
   type FieldDiff,

@@ -1,4 +1,5 @@
 import { createHash, hash } from 'node:crypto';
+import type { Redactor } from '@rewind/redact';
 import type {
   Attributes,
   AttributeValue,
@@ -19,7 +20,16 @@ import { uuidv7 } from './ids.ts';
 import { canonical, type Part, type Payload, type Piece } from './json.ts';
 import { performanceNow } from './originals.ts';
 import type { CapturedError, CaptureRecord } from './records.ts';
+import {
+  redactAttributes,
+  redactError,
+  redactPayload,
+  requestSerializer,
+  responseSerializer,
+  stepAt,
+} from './redaction.ts';
 import { type Sink, StoreSink } from './sink.ts';
+import { serializePlain } from './split.ts';
 
 // The background half of capture (docs/sdk.md, "Pipeline"). The hot path pushes records onto a
 // bounded in-memory queue; a drain scheduled with setImmediate (once per burst, outside any
@@ -65,6 +75,8 @@ export interface PipelineOptions {
   /** Blob writes in flight at once, for a blob store without putMany (default 16). */
   blobConcurrency?: number;
   sdk: { name: string; version: string };
+  /** The redaction policy every payload, error and attribute set goes through before it is hashed (redaction.ts). */
+  redactor?: Redactor | undefined;
 }
 
 interface Waiter {
@@ -462,12 +474,33 @@ export class Pipeline {
     for (const hash of hashes) known.add(hash);
   }
 
+  /** A payload through the policy (unchanged without one). */
+  #redact(payload: Payload, at: string, serialize: (value: unknown) => Payload, streamed = false): Payload {
+    const redactor = this.#options.redactor;
+    return redactor === undefined
+      ? payload
+      : redactPayload(redactor, payload, at, serialize, { streamed }).payload;
+  }
+
+  #error(captured: CapturedError, at: string): ErrorInfo {
+    const info = errorInfo(captured);
+    const redactor = this.#options.redactor;
+    return redactor === undefined ? info : redactError(redactor, info, at);
+  }
+
+  #attributes(attributes: Attributes | undefined, at: string): Attributes | undefined {
+    const redactor = this.#options.redactor;
+    if (redactor === undefined || attributes === undefined || attributes === null)
+      return cleanAttributes(attributes);
+    return cleanAttributes(redactAttributes(redactor, attributes, at));
+  }
+
   #event(record: CaptureRecord, used: Materialized[]): RewindEvent {
     const time = isoTimeOf(record.mono);
     const eventId = uuidv7(epochMsOf(record.mono));
     switch (record.type) {
       case 'run.started': {
-        const input = materialize(record.input);
+        const input = materialize(this.#redact(record.input, 'run.input', serializePlain));
         used.push(input);
         const event: RunStarted = {
           schemaVersion: 1,
@@ -479,12 +512,15 @@ export class Pipeline {
           input: input.ref,
           sdk: this.#options.sdk,
         };
-        const attributes = cleanAttributes(record.attributes);
+        const attributes = this.#attributes(record.attributes, 'run.attributes');
         if (attributes !== undefined) event.attributes = attributes;
         return event;
       }
       case 'step.started': {
-        const request = materialize(record.request);
+        const serialize = requestSerializer(record.kind);
+        const request = materialize(
+          this.#redact(record.request, stepAt(record.kind, record.name, 'request'), serialize),
+        );
         used.push(request);
         const event: StepStarted = {
           schemaVersion: 1,
@@ -501,12 +537,25 @@ export class Pipeline {
           request: request.ref,
           requestHash: request.contentHash,
         };
-        const attributes = cleanAttributes(record.attributes);
+        const attributes = this.#attributes(
+          record.attributes,
+          stepAt(record.kind, record.name, 'attributes'),
+        );
         if (attributes !== undefined) event.attributes = attributes;
         return event;
       }
       case 'step.finished': {
-        const response = record.response === undefined ? undefined : materialize(record.response);
+        const response =
+          record.response === undefined
+            ? undefined
+            : materialize(
+                this.#redact(
+                  record.response,
+                  stepAt(record.kind, record.name, 'response'),
+                  responseSerializer(record.kind),
+                  record.kind === 'model',
+                ),
+              );
         if (response !== undefined) used.push(response);
         const base = {
           schemaVersion: 1 as const,
@@ -526,7 +575,10 @@ export class Pipeline {
           event = {
             ...base,
             status: 'error',
-            error: errorInfo(record.error ?? { type: 'Error', message: '' }),
+            error: this.#error(
+              record.error ?? { type: 'Error', message: '' },
+              stepAt(record.kind, record.name, 'error'),
+            ),
           };
           if (response !== undefined) {
             event.response = response.ref;
@@ -549,18 +601,18 @@ export class Pipeline {
         };
         let event: RunFinished;
         if (record.status === 'ok') {
-          const output = materialize(record.output ?? 'null');
+          const output = materialize(this.#redact(record.output ?? 'null', 'run.output', serializePlain));
           used.push(output);
           event = { ...base, status: 'ok', output: output.ref };
         } else if (record.status === 'error') {
           event = {
             ...base,
             status: 'error',
-            error: errorInfo(record.error ?? { type: 'Error', message: '' }),
+            error: this.#error(record.error ?? { type: 'Error', message: '' }, 'run.error'),
           };
         } else {
           event = { ...base, status: 'cancelled' };
-          if (record.error !== undefined) event.error = errorInfo(record.error);
+          if (record.error !== undefined) event.error = this.#error(record.error, 'run.error');
         }
         if (record.tape !== undefined) {
           const tape = materialize(canonical(record.tape.toJSON()));

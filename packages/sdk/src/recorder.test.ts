@@ -330,15 +330,21 @@ test('REWIND_DISABLED=1 makes the recorder a no-op', async () => {
   assert.equal(store.events.length, 0);
 });
 
-test('a redaction policy fails closed until redaction exists', () => {
-  const { errors, onError } = collect();
-  const r = new Recorder({ store: new MemoryStore(), cwd: temp, env: {}, onError, policy: { version: 1 } });
-  assert.equal(r.agent('a', () => 'x')(), 'x');
-  assert.equal(r.recording, false);
-  assert.deepEqual(
-    errors.map((e) => e.code),
-    ['policy_unsupported'],
-  );
+test('an invalid redaction policy, or one that needs a missing key, fails closed: nothing is recorded', () => {
+  for (const policy of [
+    { version: 1, detectors: { emial: 'mask' } },
+    { version: 1, detectors: { email: 'hash' } },
+  ]) {
+    const { errors, onError } = collect();
+    const r = new Recorder({ store: new MemoryStore(), cwd: temp, env: {}, onError, policy });
+    assert.equal(r.agent('a', () => 'x')(), 'x');
+    assert.equal(r.recording, false);
+    assert.deepEqual(
+      errors.map((e) => e.code),
+      ['invalid_policy'],
+    );
+    assert.match(errors[0]!.message, /emial|REWIND_PROJECT_KEY/);
+  }
 });
 
 test('with nothing configured the recorder writes to .rewind in the working directory', async () => {

@@ -26,6 +26,7 @@ import {
 } from './normalize.ts';
 import { type CaptureStats, type FlushResult, Pipeline } from './pipeline.ts';
 import { captureError } from './records.ts';
+import { type Redactor, resolveRedactor } from './redaction.ts';
 import { claimReplay, type PendingReplay } from './replay/claim.ts';
 import { editedArguments, serveCall } from './replay/serve.ts';
 import type { Sink } from './sink.ts';
@@ -61,8 +62,15 @@ export interface RecorderOptions {
   spoolDir?: string;
   /** With an endpoint: the exporter's tuning (retries, timeouts, request sizes, spool limit). */
   exporter?: Omit<HttpExporterOptions, 'endpoint' | 'apiKey' | 'spoolDir' | 'onError'>;
-  /** A redaction policy. Not supported yet: with a policy nothing is recorded (fail closed, reported once). */
-  policy?: unknown;
+  /**
+   * The redaction policy (docs/redaction.md): a path to a policy file, or the policy itself
+   * (`{version: 1, detectors, rules}`). Default: `rewind.policy.json`, else `"policy"` in
+   * `rewind.config.json`, else the built-in default (every secret detector masks). An invalid
+   * policy or a missing key is reported (`invalid_policy`) and nothing is recorded.
+   */
+  policy?: string | Record<string, unknown>;
+  /** The project key for `hash` and `seal` (32 bytes, or their base64). Default: $REWIND_PROJECT_KEY. */
+  projectKey?: string | Uint8Array;
   /** Off: every wrapper just calls its function. Default: on, unless $REWIND_DISABLED=1 or the config says so. */
   enabled?: boolean;
   /** Record clock, random and uuid reads on the run's tape (default true). */
@@ -148,6 +156,8 @@ export class Recorder {
   #shutdown: Promise<FlushResult> | undefined;
   /** Where runs go, for messages: a directory, a postgres URL, or an endpoint. */
   readonly location: string;
+  /** The redaction policy in force (undefined when nothing is recorded); replay hashes live requests with it (`requestHashFor`). */
+  readonly redactor: Redactor | undefined = undefined;
 
   constructor(options: RecorderOptions = {}) {
     this.#options = options;
@@ -183,14 +193,21 @@ export class Recorder {
       this.#pipeline = undefined;
       return;
     }
-    if (options.policy !== undefined) {
-      reporter.report(
-        'policy_unsupported',
-        'a redaction policy was given, but redaction is not implemented in this version of @rewind/sdk: nothing is recorded, so that nothing unredacted is stored',
-      );
+    let redactor: Redactor;
+    try {
+      redactor = resolveRedactor({
+        policy: options.policy,
+        key: options.projectKey,
+        cwd: this.#cwd,
+        env: this.#env,
+      }).redactor;
+    } catch (error) {
+      // fail closed: recording without the policy asked for would store what it must not
+      reporter.report('invalid_policy', `${messageOf(error)}; nothing is recorded`, error);
       this.#pipeline = undefined;
       return;
     }
+    this.redactor = redactor;
     const destination = config.destination;
     let sink: Sink | undefined;
     let store: Store | (() => Promise<Store>) | undefined;
@@ -224,6 +241,7 @@ export class Recorder {
       ...(sink === undefined ? { store } : { sink }),
       reporter,
       sdk: { name: SDK_NAME, version: SDK_VERSION },
+      redactor,
       ...(options.maxQueueSize === undefined ? {} : { maxQueueSize: options.maxQueueSize }),
       ...(options.maxQueueBytes === undefined ? {} : { maxQueueBytes: options.maxQueueBytes }),
     });

@@ -43,6 +43,9 @@ export interface StepFinishRecord {
   readonly runId: string;
   readonly mono: number;
   readonly stepId: string;
+  /** The step's kind and name again, so that the drain knows where the response sits (redaction rules). */
+  readonly kind: StepKind;
+  readonly name: string;
   readonly status: 'ok' | 'error';
   readonly response: Payload | undefined;
   readonly error: CapturedError | undefined;

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Redactor } from '@rewind/redact';
 import { RewindError } from '@rewind/schema';
 import type { Store } from '@rewind/store';
 import { badRequest, HttpError } from './http-error.ts';
@@ -13,6 +14,8 @@ export interface ServerContext {
   limits: ServerLimits;
   metrics: Metrics;
   pending: PendingTracker;
+  /** The redaction policy enforced at ingest (redaction.ts). */
+  redactor: Redactor;
 }
 
 export interface RouteRequest {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { createRedactor, defaultPolicy, type Redactor } from '@rewind/redact';
 import type { Store } from '@rewind/store';
 import { isLoopbackHost, Keys } from './auth.ts';
 import { ClientGoneError } from './body.ts';
@@ -28,6 +29,11 @@ export interface StartServerOptions {
   limits?: Partial<ServerLimits>;
   /** Receives one object per log line; default: JSON lines on stdout. `false`: no logs. */
   log?: ((line: LogLine) => void) | false;
+  /**
+   * The redaction policy enforced at ingest (docs/redaction.md, "On the server"); default: the
+   * built-in default policy (every secret detector masks). `rewind serve` resolves it like the SDK.
+   */
+  redactor?: Redactor;
   /** Extra routes (e.g. POST /v1/otlp/traces), matched after the built-in ones. */
   routes?: readonly Route[];
 }
@@ -80,6 +86,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     limits,
     metrics,
     pending: new PendingTracker(options.store.blobs, metrics),
+    redactor: options.redactor ?? createRedactor(defaultPolicy()),
   };
   const router = new Router([...ROUTES, ...(options.routes ?? [])]);
 

@@ -204,6 +204,7 @@ export async function replay(
       maxQueueSize: Math.max(100_000, 4 * recording.steps.length + 16),
       maxQueueBytes: 2 ** 30,
     });
+    session.redactor = recorder.redactor;
     const tapeData = recording.tape ?? { version: 1 as const, now: [], perf: [], random: [], uuid: [] };
     const entry = agentNameOf(agentFn) !== undefined ? agentFn : recorder.agent(recording.agent, agentFn);
     let status: ReplayResult['status'] = 'ok';

@@ -3,6 +3,7 @@ import type { ForkEdit, Label, StepKind } from '@rewind/schema';
 import type { ReplayDirective, ServedOutcome } from '../capture-api.ts';
 import type { ReplayHooks, StepStart } from '../context.ts';
 import { inlineText, type Payload } from '../json.ts';
+import { holdsRedaction, type Redactor, redactPayload, requestSerializer, stepAt } from '../redaction.ts';
 import { diffJson } from './diff.ts';
 import { type Divergence, type DivergenceReason, type FieldDiff, ReplayDivergenceError } from './errors.ts';
 import { Gate } from './gate.ts';
@@ -70,6 +71,12 @@ export class ReplaySession implements ReplayHooks {
   readonly divergences: ReplayDivergenceError[] = [];
   /** The new run's id, once it started. */
   runId: string | undefined;
+  /**
+   * The replaying recorder's redaction policy: live requests are redacted with it before they are
+   * hashed and diffed, as the recording's were (docs/redaction.md, "Replay"); with the project key
+   * sealed values of served responses are opened.
+   */
+  redactor: Redactor | undefined = undefined;
   readonly #options: SessionOptions;
   readonly #used = new Set<RecordedStep>();
   readonly #byContent = new Map<string, RecordedStep[]>();
@@ -152,8 +159,9 @@ export class ReplaySession implements ReplayHooks {
       return { action: 'throw', error };
     }
     this.#use(recorded);
-    if (requestHashOf(request) !== recorded.requestHash) {
-      const diff = this.#diffWith(recorded, request);
+    const matchable = this.#matchable(step, request);
+    if (requestHashOf(matchable) !== recorded.requestHash) {
+      const diff = this.#diffWith(recorded, matchable);
       const error = this.#diverge('request', recorded.seq, recorded.callKey, step.kind, step.name, diff);
       this.labels.set(step.stepId, 'diverged');
       this.#gate.skip(recorded);
@@ -161,11 +169,12 @@ export class ReplaySession implements ReplayHooks {
     }
     this.labels.set(step.stepId, 'replayed');
     if (recorded.kind === 'chain') return undefined;
-    return this.#serve(recorded, true);
+    return this.#serve(recorded, true, step.stepId);
   }
 
   #cached(step: StepStart, request: Payload, countDivergence: boolean): ReplayDirective | undefined {
-    const requestHash = requestHashOf(request);
+    const matchable = this.#matchable(step, request);
+    const requestHash = requestHashOf(matchable);
     const queue = this.#byContent.get(contentKey(step.kind, step.name, requestHash));
     let recorded: RecordedStep | undefined;
     while (queue !== undefined && queue.length > 0) {
@@ -187,7 +196,7 @@ export class ReplaySession implements ReplayHooks {
             same.callKey,
             step.kind,
             step.name,
-            this.#diffWith(same, request),
+            this.#diffWith(same, matchable),
           );
       }
       return undefined;
@@ -195,7 +204,7 @@ export class ReplaySession implements ReplayHooks {
     this.#use(recorded);
     this.labels.set(step.stepId, 'cached');
     if (recorded.kind === 'chain') return undefined;
-    return this.#serve(recorded, false);
+    return this.#serve(recorded, false, step.stepId);
   }
 
   #forkAt(step: StepStart, request: Payload): ReplayDirective | undefined {
@@ -221,12 +230,25 @@ export class ReplaySession implements ReplayHooks {
     return { action: 'edit', request: requestValueOf(request), sets };
   }
 
-  #serve(recorded: RecordedStep, gated: boolean): ReplayDirective {
+  /** The live request as the recorder would store it: redacted with the same policy, so hashes compare. */
+  #matchable(step: StepStart, request: Payload): Payload {
+    const redactor = this.redactor;
+    if (redactor === undefined) return request;
+    const serialize = requestSerializer(step.kind);
+    return redactPayload(redactor, request, stepAt(step.kind, step.name, 'request'), serialize).payload;
+  }
+
+  #serve(recorded: RecordedStep, gated: boolean, stepId: string): ReplayDirective {
+    const redactor = this.redactor;
+    // sealed values open where the key is; what stays masked, hashed, dropped or sealed is labelled
+    const open = (value: unknown): unknown => (redactor?.hasKey === true ? redactor.unseal(value) : value);
     const outcome: ServedOutcome = {
       status: recorded.status === 'ok' ? 'ok' : 'error',
-      response: recorded.response,
+      response: open(recorded.response),
     };
-    if (recorded.error !== undefined) outcome.error = recorded.error;
+    if (recorded.error !== undefined) outcome.error = open(recorded.error) as typeof recorded.error;
+    if (holdsRedaction(outcome.response) || (outcome.error !== undefined && holdsRedaction(outcome.error)))
+      this.labels.set(stepId, 'redacted');
     if (recorded.usage !== undefined) outcome.usage = recorded.usage;
     if (recorded.stream !== undefined) outcome.stream = recorded.stream;
     const gate = this.#gate;

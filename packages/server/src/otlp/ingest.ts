@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Redactor } from '@rewind/redact';
 import {
   type BlobHash,
   type BlobRef,
@@ -70,7 +71,11 @@ const inFlight = new WeakMap<Store, Map<string, Promise<unknown>>>();
  * the good ones are stored. A failing store does throw (the caller answers 5xx; the exporter
  * retries, which is safe: ingest is idempotent).
  */
-export async function ingestOtlp(store: Store, body: unknown): Promise<OtlpIngestResult> {
+export async function ingestOtlp(
+  store: Store,
+  body: unknown,
+  options: { redactor?: Redactor } = {},
+): Promise<OtlpIngestResult> {
   const parsed = parseOtlpTraces(body);
   const result: OtlpIngestResult = {
     spans: parsed.total,
@@ -95,7 +100,7 @@ export async function ingestOtlp(store: Store, body: unknown): Promise<OtlpInges
   for (const [traceId, spans] of byTrace) {
     const prepared: Prepared[] = [];
     for (const span of spans.values()) {
-      const ready = prepare(span);
+      const ready = prepare(span, options.redactor);
       if (typeof ready === 'string') result.rejected.push({ traceId, spanId: span.spanId, reason: ready });
       else {
         prepared.push(ready);
@@ -226,12 +231,17 @@ async function appendTraces(
 }
 
 /** Maps one span and serializes its payloads; a string says why it cannot be stored. */
-function prepare(span: OtlpSpan): Prepared | string {
+function prepare(span: OtlpSpan, redactor: Redactor | undefined): Prepared | string {
   let mapped: MappedSpan;
   try {
     mapped = mapSpan(span);
   } catch (error) {
     return `could not be mapped: ${(error as Error).message}`;
+  }
+  if (redactor !== undefined) {
+    const redacted = redactSpan(redactor, mapped);
+    if (typeof redacted === 'string') return redacted;
+    mapped = redacted;
   }
   const requestIssues = validateRequestPayload(mapped.kind, mapped.request);
   if (requestIssues.length > 0)
@@ -500,4 +510,39 @@ function compareBigint(a: bigint, b: bigint): number {
 
 function stringOr(value: unknown, fallback: string): string {
   return typeof value === 'string' && value !== '' ? value : fallback;
+}
+
+/**
+ * The mapped span through the redaction policy (docs/redaction.md, "On the server"): the server
+ * builds these payloads itself, so it redacts them as the SDK would (rules included, at the
+ * step's place); a value it cannot check rejects the span (fail closed).
+ */
+function redactSpan(redactor: Redactor, mapped: MappedSpan): MappedSpan | string {
+  const scope = `${mapped.kind}:${mapped.name}`;
+  const failures: string[] = [];
+  const redact = <T>(value: T, at: string): T => {
+    if (value === undefined) return value;
+    let result: ReturnType<Redactor['redactValue']>;
+    try {
+      result = redactor.redactValue(value, at);
+    } catch (error) {
+      failures.push(`${at} (${(error as Error).message})`);
+      return value;
+    }
+    const failure = result.findings.find((finding) => finding.detector === 'scan_failed');
+    if (failure !== undefined) failures.push(`${at} (${failure.reason ?? 'scan failed'})`);
+    return result.value as T;
+  };
+  const out: MappedSpan = {
+    ...mapped,
+    request: redact(mapped.request, `${scope}.request`),
+    response: redact(mapped.response, `${scope}.response`),
+    error: redact(mapped.error, `${scope}.error`),
+    input: redact(mapped.input, 'run.input'),
+    output: redact(mapped.output, 'run.output'),
+    attributes: redact(mapped.attributes, `${scope}.attributes`),
+  };
+  if (failures.length > 0)
+    return `redaction_failed: the redaction policy could not check ${failures.join(', ')}, so the span is not stored`;
+  return out;
 }

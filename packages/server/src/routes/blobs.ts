@@ -5,6 +5,7 @@ import type { Handler, ServerContext } from '../context.ts';
 import { withStore } from '../context.ts';
 import { badRequest, HttpError, notFound } from '../http-error.ts';
 import { isPlainObject, readJson } from '../json-body.ts';
+import { blobRejection } from '../redaction.ts';
 
 // The blob routes. The hash in a path must be exactly 64 lowercase hex digits (checked on the raw,
 // undecoded path segment), so a path can only ever name a blob: nothing like `..` or `%2e%2e`
@@ -51,6 +52,11 @@ export const putBlob: Handler = async (context, { req, rawParams }) => {
         actual,
       },
     );
+  }
+  const refused = blobRejection(context.redactor, bytes);
+  if (refused !== undefined) {
+    const colon = refused.indexOf(':');
+    throw new HttpError(422, refused.slice(0, colon), refused.slice(colon + 2), { details: { hash } });
   }
   const existed = await withStore(context, async () => {
     if (await context.store.blobs.has(hash)) return true;
@@ -120,12 +126,15 @@ export const postBlobs: Handler = async (context, { req }) => {
   const goodHashes: BlobHash[] = [];
   for (const frame of frames) {
     const actual = blobHashOf(frame.bytes);
+    const refused = actual === frame.claimed ? blobRejection(context.redactor, frame.bytes) : undefined;
     if (actual !== frame.claimed) {
       results.push({
         hash: frame.claimed,
         status: 'rejected',
         reason: `hash_mismatch: the bytes hash to ${actual}`,
       });
+    } else if (refused !== undefined) {
+      results.push({ hash: actual, status: 'rejected', reason: refused });
     } else {
       results.push({ hash: actual, status: 'stored' });
       good.push(frame.bytes);

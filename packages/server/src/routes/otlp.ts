@@ -12,6 +12,8 @@ export const postOtlpTraces: Handler = async (context, { req }) => {
     maxDepth: context.limits.maxDepth,
     what: 'the OTLP request',
   });
-  const result = await withStore(context, () => ingestOtlp(context.store, body));
+  const result = await withStore(context, () =>
+    ingestOtlp(context.store, body, { redactor: context.redactor }),
+  );
   return { status: 200, json: otlpResponse(result) };
 };
