@@ -330,14 +330,15 @@ test('a hanging server: flush and shutdown return by their deadline with everyth
   const spoolDir = join(cwd, 'spool');
   const first = new Recorder({ endpoint: hanging.url, cwd, env: {}, spoolDir, onError: () => {} });
   await workload(first, 5, 3, 'hang');
-  const flushed = await first.flush({ timeoutMs: 400 });
+  // 2 s deadlines: the last fifth (400 ms) is for spooling, time enough for fdatasync on a loaded machine
+  const flushed = await first.flush({ timeoutMs: 2000 });
   assert.equal(flushed.timedOut, true);
   assert.equal(flushed.done, false);
   assert.equal(flushed.pending, 0, 'nothing left in memory');
   assert.equal(flushed.spooled, 40);
   addsUp(flushed);
   await workload(first, 2, 1, 'late');
-  const shut = await first.shutdown({ timeoutMs: 400 });
+  const shut = await first.shutdown({ timeoutMs: 2000 });
   assert.equal(shut.timedOut, true);
   assert.deepEqual(
     { produced: shut.produced, spooled: shut.spooled, dropped: shut.dropped, pending: shut.pending },
