@@ -630,7 +630,8 @@ test('a flush deadline cuts a backoff wait short: the batch is spooled, not held
     exporter: { backoff: { baseMs: 60_000, maxMs: 60_000 }, random: () => 0.5 },
   });
   await workload(r, 2, 1, 'backoff');
-  const result = await r.flush({ timeoutMs: 300 });
+  // a fifth of the 2 s deadline is for spooling: time enough for fdatasync on a loaded machine
+  const result = await r.flush({ timeoutMs: 2000 });
   assert.equal(result.timedOut, true);
   assert.deepEqual(
     { pending: result.pending, spooled: result.spooled, dropped: result.dropped },
