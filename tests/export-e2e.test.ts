@@ -14,7 +14,7 @@
 //
 // REWIND_E2E_EVENTS overrides the size of the SIGKILL workload (default 100,000, the issue's).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -99,6 +99,23 @@ async function metric(url: string, outcome: string): Promise<number> {
   return Number(match?.[1] ?? 0);
 }
 
+/** No progress for this long fails the test (with what the exporter and the server were doing). */
+const STALL_MS = 60_000;
+
+async function stalled(recorder: Recorder, serve: ServeProcess, dir: string, point: number): Promise<string> {
+  const ready = await fetch(`${serve.url}/readyz`).then(
+    async (response) => `${response.status} ${await response.text()}`,
+    (error: Error) => error.message,
+  );
+  return [
+    `delivery stalled for ${STALL_MS / 1000} s before kill point ${point}`,
+    `stats ${JSON.stringify(recorder.stats())}, export ${JSON.stringify(recorder.exportStats())}`,
+    `spool ${JSON.stringify(await readdir(join(dir, 'spool')).catch(() => []))}`,
+    `readyz ${ready}`,
+    `server log tail ${JSON.stringify(serve.lines.slice(-5))}`,
+  ].join('\n');
+}
+
 async function stop(serve: ServeProcess): Promise<void> {
   serve.child.kill('SIGTERM');
   assert.equal(await serve.exited, 0);
@@ -106,7 +123,7 @@ async function stop(serve: ServeProcess): Promise<void> {
 
 for (const backend of BACKENDS) {
   describe(`the SDK exporter against rewind serve on ${backend.name}`, () => {
-    test(`SIGKILLed ${KILLS} times at random points during a ${SIGKILL_EVENTS}-event export and restarted: every event stored exactly once, 0 dropped`, async () => {
+    test(`SIGKILLed ${KILLS} times at random points during a ${SIGKILL_EVENTS}-event export and restarted: every event stored exactly once, 0 dropped`, async (t) => {
       const opened = await backend.open();
       await opened.store.close();
       const dir = await tempDir();
@@ -124,11 +141,13 @@ for (const backend of BACKENDS) {
           Math.floor((0.02 + 0.93 * random()) * SIGKILL_EVENTS),
         ).sort((a, b) => a - b);
         let kills = 0;
+        let maxSpooled = 0;
         const killer = (async () => {
           for (const point of points) {
-            for (let waited = 0; recorder.stats().delivered < point; waited += 5) {
-              if (waited > 120_000)
-                throw new Error(`delivery stalled at ${recorder.stats().delivered} (kill point ${point})`);
+            const since = Date.now();
+            while (recorder.stats().delivered < point) {
+              maxSpooled = Math.max(maxSpooled, recorder.stats().spooled);
+              if (Date.now() - since > STALL_MS) throw new Error(await stalled(recorder, serve, dir, point));
               await new Promise((resolve) => setTimeout(resolve, 5));
             }
             await new Promise((resolve) => setTimeout(resolve, Math.floor(random() * 40)));
@@ -153,7 +172,11 @@ for (const backend of BACKENDS) {
           { produced: SIGKILL_EVENTS, delivered: SIGKILL_EVENTS, spooled: 0, dropped: 0, pending: 0 },
           errors.map((e) => e.message).join('\n'),
         );
-        assert.ok((recorder.exportStats()?.retries ?? 0) > 0, 'the kills cut requests that were retried');
+        const exported = recorder.exportStats();
+        t.diagnostic(
+          `${kills} kills; ${exported?.requests} requests, ${exported?.retries} retries; at most ${maxSpooled} events spooled at once`,
+        );
+        assert.ok((exported?.retries ?? 0) > 0, 'the kills cut requests that were retried');
         await stop(serve);
         const store = await reopen(opened);
         try {
