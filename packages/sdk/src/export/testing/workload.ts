@@ -28,6 +28,19 @@ export interface WorkloadOptions {
   onStepCaptured?: (runId: string, seq: number) => void;
 }
 
+/**
+ * A pace of `rate` events per second on average: after each run, waits until the run's events are
+ * due (and at least yields to the event loop once).
+ */
+export function pacedAt(rate: number): (run: WorkloadRun, producedSoFar: number) => Promise<void> {
+  let started: number | undefined;
+  return async (run, produced) => {
+    started ??= performance.now() - ((2 + 2 * run.steps) / rate) * 1000;
+    const wait = started + (produced / rate) * 1000 - performance.now();
+    await new Promise((resolve) => (wait > 1 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+  };
+}
+
 /** A small seeded PRNG (LCG). */
 function lcg(seed: number): () => number {
   let state = seed >>> 0;
