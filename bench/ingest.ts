@@ -186,15 +186,18 @@ async function sdkLoad(url: string, dir: string, seed: number): Promise<SdkLoad>
   return { eventsPerSecond: SDK_EVENTS / seconds, clientCpuUs: (user + system) / SDK_EVENTS };
 }
 
+/** How often the visibility poller reads the timelines it follows. */
+const POLL_MS = 20;
+
 /**
- * Visibility: the producer is paced at `rate` events/s; for every 5th run, a poller follows the
- * run's timeline (`GET /v1/runs/:id/steps`, back to back) and takes, per step, the time from the
- * SDK capturing its outcome (the wrapped call returning) to the step showing up finished. The
- * poll interval (one request per followed run per turn of the loop) is included: an upper bound.
+ * Visibility: the producer is paced at `rate` events/s; for every 5th run, a poller reads the
+ * run's timeline (`GET /v1/runs/:id/steps`) every POLL_MS and takes, per step, the time from the
+ * SDK capturing its outcome (the wrapped call returning) to the first read that shows the step
+ * finished: an upper bound (it includes up to POLL_MS of polling granularity and the read itself).
  */
 async function visibility(url: string, dir: string, rate: number, seed: number): Promise<number[]> {
   const recorder = sdkRecorder(url, dir);
-  const options: WorkloadOptions = { events: Math.min(SDK_EVENTS, Math.round(rate * 8)), seed };
+  const options: WorkloadOptions = { events: 2 * Math.min(SDK_EVENTS / 2, Math.round(rate * 4)), seed };
   const plan = planRuns(options);
   const captured = new Map<string, number>();
   const runIndex = new Map<string, number>();
@@ -213,20 +216,25 @@ async function visibility(url: string, dir: string, rate: number, seed: number):
   let producing = true;
   const poller = (async () => {
     while (producing || followed.length > 0) {
-      for (const run of [...followed]) {
-        const page = (await (await fetch(`${url}/v1/runs/${run.runId}/steps?limit=1000`)).json()) as {
-          items?: Array<{ seq: number; status: string }>;
-        };
-        const now = performance.now();
-        for (const step of page.items ?? []) {
-          const at = captured.get(`${run.runId}/${step.seq}`);
-          if (step.status === 'running' || at === undefined || run.seen.has(step.seq)) continue;
-          run.seen.add(step.seq);
-          latencies.push(now - at);
-        }
-        if (run.seen.size === run.steps) followed.splice(followed.indexOf(run), 1);
-      }
-      await new Promise((resolve) => setImmediate(resolve));
+      const turn = performance.now();
+      await Promise.all(
+        followed.map(async (run) => {
+          const page = (await (await fetch(`${url}/v1/runs/${run.runId}/steps?limit=1000`)).json()) as {
+            items?: Array<{ seq: number; status: string }>;
+          };
+          const now = performance.now();
+          for (const step of page.items ?? []) {
+            const at = captured.get(`${run.runId}/${step.seq}`);
+            if (step.status === 'running' || at === undefined || run.seen.has(step.seq)) continue;
+            run.seen.add(step.seq);
+            latencies.push(now - at);
+          }
+        }),
+      );
+      for (let i = followed.length - 1; i >= 0; i--)
+        if (followed[i]!.seen.size === followed[i]!.steps) followed.splice(i, 1);
+      const wait = POLL_MS - (performance.now() - turn);
+      await new Promise((resolve) => (wait > 1 ? setTimeout(resolve, wait) : setImmediate(resolve)));
     }
   })();
   await runExportWorkload(recorder, options);
