@@ -15,15 +15,27 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import {
+  pacedAt,
+  planRuns,
+  runExportWorkload,
+  type WorkloadOptions,
+} from '../packages/sdk/src/export/testing/workload.ts';
+import { Recorder } from '../packages/sdk/src/index.ts';
 import type { BenchContext, BenchRow } from './lib.ts';
-import { median } from './lib.ts';
+import { median, quantile } from './lib.ts';
 import { runEvents } from './store.ts';
 
 const BATCH = 100;
 const CONNECTIONS = 8;
 const SECONDS = Number(process.env.REWIND_BENCH_INGEST_SECONDS ?? 8);
+/** Events per SDK exporter run (REWIND_BENCH_SDK_EVENTS). */
+const SDK_EVENTS = Number(process.env.REWIND_BENCH_SDK_EVENTS ?? 50_000);
+/** REWIND_BENCH_INGEST_SDK_ONLY=1: only the SDK exporter rows (skips autocannon and the baseline). */
+const SDK_ONLY = process.env.REWIND_BENCH_INGEST_SDK_ONLY === '1';
 const CHILD = new URL('./ingest/server-child.ts', import.meta.url).pathname;
 
 /**
@@ -144,15 +156,115 @@ async function acceptedCount(url: string): Promise<number> {
   return Number(/^rewind_events_total\{outcome="accepted"\} (\d+)$/m.exec(text)?.[1] ?? Number.NaN);
 }
 
+function sdkRecorder(url: string, dir: string): Recorder {
+  return new Recorder({ endpoint: url, cwd: dir, env: {}, spoolDir: join(dir, 'spool'), onError: () => {} });
+}
+
+interface SdkLoad {
+  eventsPerSecond: number;
+  /** This process's CPU time per event (capture, drain, gzip, HTTP), all threads. */
+  clientCpuUs: number;
+}
+
+/**
+ * The SDK exporter with its defaults, in this process, exporting the realistic workload of
+ * `packages/sdk/src/export/testing/workload.ts` (runs of model and tool steps, ~2 KB of payload per
+ * step) as fast as it goes, yielding to the event loop after every run: events per second from
+ * the first capture until flush() has delivered the last one.
+ */
+async function sdkLoad(url: string, dir: string, seed: number): Promise<SdkLoad> {
+  const recorder = sdkRecorder(url, dir);
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  await runExportWorkload(recorder, { events: SDK_EVENTS, seed });
+  const result = await recorder.flush({ timeoutMs: 300_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const { user, system } = process.cpuUsage(cpu);
+  await recorder.shutdown();
+  if (result.delivered !== SDK_EVENTS || result.dropped !== 0)
+    throw new Error(`SDK exporter: ${JSON.stringify(result)} of ${SDK_EVENTS} events`);
+  return { eventsPerSecond: SDK_EVENTS / seconds, clientCpuUs: (user + system) / SDK_EVENTS };
+}
+
+/** How often the visibility poller reads the timelines it follows. */
+const POLL_MS = 20;
+
+/**
+ * Visibility: the producer is paced at `rate` events/s; for every 5th run, a poller reads the
+ * run's timeline (`GET /v1/runs/:id/steps`) every POLL_MS and takes, per step, the time from the
+ * SDK capturing its outcome (the wrapped call returning) to the first read that shows the step
+ * finished: an upper bound (it includes up to POLL_MS of polling granularity and the read itself).
+ */
+async function visibility(url: string, dir: string, rate: number, seed: number): Promise<number[]> {
+  const recorder = sdkRecorder(url, dir);
+  const options: WorkloadOptions = { events: 2 * Math.min(SDK_EVENTS / 2, Math.round(rate * 4)), seed };
+  const plan = planRuns(options);
+  const captured = new Map<string, number>();
+  const runIndex = new Map<string, number>();
+  const followed: Array<{ runId: string; steps: number; seen: Set<number> }> = [];
+  const latencies: number[] = [];
+  options.onStepCaptured = (runId, seq) => {
+    let index = runIndex.get(runId);
+    if (index === undefined) {
+      index = runIndex.size;
+      runIndex.set(runId, index);
+      if (index % 5 === 0) followed.push({ runId, steps: plan[index]!, seen: new Set() });
+    }
+    if (index % 5 === 0) captured.set(`${runId}/${seq}`, performance.now());
+  };
+  options.pace = pacedAt(rate);
+  let producing = true;
+  const poller = (async () => {
+    while (producing || followed.length > 0) {
+      const turn = performance.now();
+      await Promise.all(
+        followed.map(async (run) => {
+          const page = (await (await fetch(`${url}/v1/runs/${run.runId}/steps?limit=1000`)).json()) as {
+            items?: Array<{ seq: number; status: string }>;
+          };
+          const now = performance.now();
+          for (const step of page.items ?? []) {
+            const at = captured.get(`${run.runId}/${step.seq}`);
+            if (step.status === 'running' || at === undefined || run.seen.has(step.seq)) continue;
+            run.seen.add(step.seq);
+            latencies.push(now - at);
+          }
+        }),
+      );
+      for (let i = followed.length - 1; i >= 0; i--)
+        if (followed[i]!.seen.size === followed[i]!.steps) followed.splice(i, 1);
+      const wait = POLL_MS - (performance.now() - turn);
+      await new Promise((resolve) => (wait > 1 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+    }
+  })();
+  await runExportWorkload(recorder, options);
+  const result = await recorder.flush({ timeoutMs: 60_000 });
+  producing = false;
+  await poller;
+  await recorder.shutdown();
+  if (result.dropped !== 0) throw new Error(`SDK exporter dropped ${result.dropped} events`);
+  return latencies;
+}
+
 export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
   const kinds = ['baseline', 'sqlite', 'postgres'] as const;
   const results = Object.fromEntries(
     kinds.map((k) => [k, { rate: [] as number[], p99: [] as number[], cpu: [] as number[] }]),
   ) as Record<(typeof kinds)[number], { rate: number[]; p99: number[]; cpu: number[] }>;
+  const sdk = {
+    sqlite: { rate: [] as number[], cpu: [] as number[], visible: [] as number[] },
+    postgres: { rate: [] as number[], cpu: [] as number[], visible: [] as number[] },
+  };
   const schemas: string[] = [];
+  const argsFor = (kind: 'sqlite' | 'postgres', name: string): string[] => {
+    if (kind === 'sqlite') return ['rewind-sqlite', join(ctx.tmpDir, name)];
+    const schema = `rewind_bench_ingest_${randomBytes(4).toString('hex')}`;
+    schemas.push(schema);
+    return ['rewind-postgres', ctx.postgresUrl, schema, join(ctx.tmpDir, `${name}-blobs`)];
+  };
   try {
     for (let run = 0; run < ctx.runs; run++) {
-      for (const kind of kinds) {
+      for (const kind of SDK_ONLY ? [] : kinds) {
         let args: string[];
         if (kind === 'baseline') args = ['baseline', join(ctx.tmpDir, `baseline-${run}.db`)];
         else if (kind === 'sqlite') args = ['rewind-sqlite', join(ctx.tmpDir, `sqlite-${run}`)];
@@ -195,6 +307,26 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
           if (!stopped) await stopChild(child);
         }
       }
+      for (const kind of ['sqlite', 'postgres'] as const) {
+        const child = await startChild(argsFor(kind, `sdk-${kind}-${run}`));
+        try {
+          const loaded = await sdkLoad(child.url, join(ctx.tmpDir, `sdk-client-${kind}-${run}`), run);
+          const latencies = await visibility(
+            child.url,
+            join(ctx.tmpDir, `sdk-visibility-${kind}-${run}`),
+            loaded.eventsPerSecond / 2,
+            1000 + run,
+          );
+          sdk[kind].rate.push(loaded.eventsPerSecond);
+          sdk[kind].cpu.push(loaded.clientCpuUs);
+          sdk[kind].visible.push(...latencies);
+          ctx.log(
+            `run ${run + 1}/${ctx.runs} SDK exporter → ${kind}: ${Math.round(loaded.eventsPerSecond)} events/s, client CPU ${loaded.clientCpuUs.toFixed(1)} µs/event; visible after p50 ${quantile(latencies, 0.5).toFixed(1)} ms, p95 ${quantile(latencies, 0.95).toFixed(1)} ms, max ${Math.max(...latencies).toFixed(1)} ms (${latencies.length} steps at ${Math.round(loaded.eventsPerSecond / 2)} events/s)`,
+          );
+        } finally {
+          await stopChild(child);
+        }
+      }
     }
   } finally {
     if (schemas.length > 0) {
@@ -206,6 +338,31 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
   }
   const baseline = median(results.baseline.rate);
   const baselineName = 'ingest baseline: node:http + JSON.parse + node:sqlite INSERT (100/tx)';
+  const sdkRows: BenchRow[] = (['sqlite', 'postgres'] as const).flatMap((kind) => {
+    const store = kind === 'sqlite' ? 'SQLite' : 'PostgreSQL';
+    return [
+      {
+        name: `ingest over HTTP, ${store}: SDK exporter (defaults, ~2 KB/step model+tool runs)`,
+        unit: 'events/s',
+        median: median(sdk[kind].rate),
+        peer: `client CPU ${median(sdk[kind].cpu).toFixed(1)} µs/event`,
+      },
+      {
+        name: `ingest over HTTP, ${store}: event visible in the timeline after capture (at half the SDK rate)`,
+        unit: 'ms',
+        median: quantile(sdk[kind].visible, 0.5),
+        p99: quantile(sdk[kind].visible, 0.99),
+        peer: `p95 ${quantile(sdk[kind].visible, 0.95).toFixed(1)} ms`,
+        target: 'p95 <= 1000',
+      },
+    ];
+  });
+  sdkRows.push({
+    name: 'SDK exporter: client CPU per event (capture + drain + gzip + HTTP, all threads)',
+    unit: 'µs',
+    median: median([...sdk.sqlite.cpu, ...sdk.postgres.cpu]),
+  });
+  if (SDK_ONLY) return sdkRows;
   return [
     {
       name: 'ingest over HTTP, SQLite (autocannon, batches of 100 ~2 KB events)',
@@ -246,5 +403,6 @@ export default async function ingest(ctx: BenchContext): Promise<BenchRow[]> {
     { name: `${baselineName}: server CPU per event`, unit: 'µs', median: median(results.baseline.cpu) },
     { name: baselineName, unit: 'events/s', median: baseline },
     { name: `${baselineName}: p99 ack at half load`, unit: 'ms', median: median(results.baseline.p99) },
+    ...sdkRows,
   ];
 }

@@ -2,55 +2,13 @@
 // request in flight, refusing a public bind without keys, doctor's exit codes on both stores, and
 // several server processes on one PostgreSQL schema ingesting overlapping batches side by side.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { type BlobHash, blobHashOf, type RewindEvent } from '@rewind/schema';
 import { buildStream, newNamespace, simpleRunPlan } from '@rewind/store/contract';
 import { BACKENDS, postJson, seededRandom } from '../packages/server/src/testing/backends.ts';
-import { REWIND_BIN, runRewind } from './rewind-cli.ts';
-
-interface ServeProcess {
-  child: ChildProcess;
-  url: string;
-  /** Every stdout line so far, parsed. */
-  lines: Array<Record<string, unknown>>;
-  exited: Promise<number | null>;
-}
-
-function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env))
-    if (value !== undefined && !key.startsWith('REWIND_')) env[key] = value;
-  return { ...env, ...extra };
-}
-
-function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [REWIND_BIN, 'serve', '--port', '0', ...args], {
-    env: cleanEnv(env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: Array<Record<string, unknown>> = [];
-  let stderr = '';
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      let newline = buffered.indexOf('\n');
-      while (newline !== -1) {
-        const line = JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>;
-        buffered = buffered.slice(newline + 1);
-        lines.push(line);
-        if (line.msg === 'listening') resolve({ child, url: line.url as string, lines, exited });
-        newline = buffered.indexOf('\n');
-      }
-    });
-    exited.then((code) => reject(new Error(`rewind serve exited (${code}) before listening: ${stderr}`)));
-  });
-}
+import { runRewind, startServe } from './rewind-cli.ts';
 
 const GOLDEN = new URL('../fixtures/traces/v1/pending-blobs/', import.meta.url);
 
@@ -137,8 +95,7 @@ describe('rewind serve', () => {
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /refusing to listen on 0\.0\.0\.0 without API keys.*--ingest-key/);
     const serve = await startServe(['--host', '0.0.0.0', '--store', opened.location], {
-      REWIND_INGEST_KEYS: 'k-ingest-1, k-ingest-2',
-      REWIND_READ_KEYS: 'k-read',
+      env: { REWIND_INGEST_KEYS: 'k-ingest-1, k-ingest-2', REWIND_READ_KEYS: 'k-read' },
     });
     const local = serve.url.replace('0.0.0.0', '127.0.0.1');
     assert.equal((await fetch(`${local}/v1/runs`)).status, 401);

@@ -1,4 +1,4 @@
-import { createHash, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Redactor } from '@rewind/redact';
 import type {
   Attributes,
@@ -171,9 +171,10 @@ function partBlob(part: Part): Blob {
 
 function inlineHash(body: string | Piece[]): BlobHash {
   if (typeof body === 'string') return sha256(body);
-  const hasher = createHash('sha256');
-  for (const piece of body) hasher.update(typeof piece === 'string' ? piece : piece.text);
-  return `sha256:${hasher.digest('hex')}`;
+  // one native call on the joined text costs less than an update() per piece (~25% here)
+  let text = '';
+  for (const piece of body) text += typeof piece === 'string' ? piece : piece.text;
+  return sha256(text);
 }
 
 function materialize(payload: Payload): Materialized {
