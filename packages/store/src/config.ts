@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { isPostgresLocation, type OpenStoreOptions } from './open.ts';
+import { isPostgresLocation, type OpenStoreOptions, splitPostgresSchema } from './open.ts';
 import { isS3Location } from './s3-blob-store.ts';
 
 // Where the store lives, and (for the capture SDK) where runs are sent. The CLI and the SDK
@@ -154,20 +154,6 @@ function absolute(cwd: string, location: string): string {
   return isPostgresLocation(location) || isS3Location(location) || isAbsolute(location)
     ? location
     : resolve(cwd, location);
-}
-
-/** Takes `?schema=<name>` off a PostgreSQL URL. */
-export function splitPostgresSchema(url: string): { url: string; schema: string | undefined } {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return { url, schema: undefined };
-  }
-  const schema = parsed.searchParams.get('schema');
-  if (schema === null) return { url, schema: undefined };
-  parsed.searchParams.delete('schema');
-  return { url: parsed.toString(), schema: schema === '' ? undefined : schema };
 }
 
 /** The options to pass to `openStore(config.store, …)`. */

@@ -81,3 +81,29 @@ test('an unreachable database fails with a clear error, and opens no blob direct
   );
   assert.equal(existsSync(blobs), false);
 });
+
+test('a postgres URL with ?schema= opens that schema (not the default), and conflicts with a different schema option', async () => {
+  const url = `${POSTGRES_URL}?schema=${schema}`;
+  const store = await openStore(url, { blobs: join(root, 'pg-url-blobs') });
+  try {
+    assert.ok(store instanceof PostgresStore);
+  } finally {
+    await store.close();
+  }
+  const client = new pg.Client({ connectionString: POSTGRES_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query(
+      "SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'runs'",
+      [schema],
+    );
+    assert.equal(rows[0].n, 1, 'the tables are in the schema the URL names');
+  } finally {
+    await client.end();
+  }
+  await assert.rejects(openStore(url, { schema: 'another_schema' }), (error: unknown) => {
+    assert.ok(error instanceof StoreUnavailableError);
+    assert.match(error.message, /names schema .* but the schema option says 'another_schema'/);
+    return true;
+  });
+});

@@ -26,6 +26,20 @@ export function isPostgresLocation(location: string): boolean {
   return POSTGRES_URL.test(location);
 }
 
+/** Takes `?schema=<name>` off a PostgreSQL URL. */
+export function splitPostgresSchema(url: string): { url: string; schema: string | undefined } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return { url, schema: undefined };
+  }
+  const schema = parsed.searchParams.get('schema');
+  if (schema === null) return { url, schema: undefined };
+  parsed.searchParams.delete('schema');
+  return { url: parsed.toString(), schema: schema === '' ? undefined : schema };
+}
+
 /** Opens the blob store at `location`: `s3://bucket/prefix` (the AWS SDK is loaded only then) or a directory. */
 export async function openBlobStore(
   location: string,
@@ -45,9 +59,17 @@ export async function openBlobStore(
 export async function openStore(location: string, options: OpenStoreOptions = {}): Promise<Store> {
   if (isPostgresLocation(location)) {
     const blobs = options.blobs ?? join('.rewind', 'blobs');
-    return PostgresStore.open(location, {
+    // `?schema=` in the URL counts as much as the option: ignoring it would silently open `rewind`
+    const named = splitPostgresSchema(location);
+    if (named.schema !== undefined && options.schema !== undefined && named.schema !== options.schema)
+      throw new StoreUnavailableError(
+        location.replace(/\/\/[^@/]*@/, '//'),
+        `the store URL names schema '${named.schema}' but the schema option says '${options.schema}': give one of them`,
+      );
+    const schema = options.schema ?? named.schema;
+    return PostgresStore.open(named.url, {
       blobs: () => openBlobStore(blobs, options),
-      ...(options.schema === undefined ? {} : { schema: options.schema }),
+      ...(schema === undefined ? {} : { schema }),
     });
   }
   const dir = resolve(location);
