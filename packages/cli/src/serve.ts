@@ -3,6 +3,7 @@ import type { StoreConfig } from './config.ts';
 import { usageError } from './errors.ts';
 import type { CliContext } from './main.ts';
 import { openConfiguredStore } from './open-store.ts';
+import { type LocalWorkers, startLocalWorkers } from './worker/command.ts';
 
 // `rewind serve`: the HTTP API (docs/server.md) on the configured store, until SIGTERM or SIGINT:
 // then it stops accepting connections, lets requests in flight finish, closes the store, exits 0.
@@ -12,6 +13,8 @@ export interface ServeOptions {
   port: number;
   ingestKeys: string[];
   readKeys: string[];
+  /** Local `rewind worker` processes for queued replay sessions (0: none). */
+  workers: number;
 }
 
 /** Keys from the flags and from a comma-separated environment variable, together. */
@@ -41,7 +44,8 @@ export async function serve(
     context.stdout(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
-    server = await startServer({ store, ...options, log });
+    const { workers: _workers, ...serverOptions } = options;
+    server = await startServer({ store, ...serverOptions, log });
   } catch (error) {
     await store.close().catch(() => {});
     if (error instanceof ServerConfigError) throw usageError(error.message);
@@ -54,11 +58,22 @@ export async function serve(
       throw usageError(`cannot listen on ${options.host}: no such local address — check --host`);
     throw error;
   }
+  const queue = store.replayQueue?.();
+  let workers: LocalWorkers | undefined;
+  if (options.workers > 0 && queue !== undefined)
+    workers = startLocalWorkers(
+      options.workers,
+      config,
+      queue,
+      context,
+      log as (line: Record<string, unknown>) => void,
+    );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log({ level: 'info', msg: 'stopping', signal });
+  await workers?.stop();
   await server.close();
   await store.close();
   log({ level: 'info', msg: 'stopped' });

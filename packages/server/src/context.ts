@@ -1,10 +1,11 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { RewindError } from '@rewind/schema';
 import type { Store } from '@rewind/store';
 import { badRequest, HttpError } from './http-error.ts';
 import type { ServerLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
 import type { PendingTracker } from './pending-tracker.ts';
+import type { ReplaySettings } from './routes/replays.ts';
 
 // What every route handler gets, and what it returns.
 
@@ -13,6 +14,9 @@ export interface ServerContext {
   limits: ServerLimits;
   metrics: Metrics;
   pending: PendingTracker;
+  replays: ReplaySettings;
+  /** Aborted when the server starts closing: long-lived responses (event streams) end then. */
+  closing: AbortSignal;
 }
 
 export interface RouteRequest {
@@ -32,6 +36,8 @@ export interface Reply {
   body?: Uint8Array | string;
   contentType?: string;
   headers?: Record<string, string | number>;
+  /** A streamed body (server-sent events): called after the head is written with `status` and `headers`. */
+  stream?: (res: ServerResponse) => Promise<void>;
 }
 
 export type Handler = (context: ServerContext, request: RouteRequest) => Promise<Reply>;

@@ -11,6 +11,7 @@ import { resolveLimits, type ServerLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { PendingTracker } from './pending-tracker.ts';
 import { ROUTES, type Route, Router } from './router.ts';
+import { DEFAULT_REPLAY_SETTINGS, type ReplaySettings } from './routes/replays.ts';
 
 // The Rewind server on node:http (docs/server.md): routing, auth, errors → HTTP in one place,
 // one JSON log line per request with its request id, graceful close.
@@ -28,6 +29,8 @@ export interface StartServerOptions {
   limits?: Partial<ServerLimits>;
   /** Receives one object per log line; default: JSON lines on stdout. `false`: no logs. */
   log?: ((line: LogLine) => void) | false;
+  /** The replay orchestrator's settings (session timeout, event stream polling): docs/orchestrator.md. */
+  replays?: Partial<ReplaySettings>;
   /** Extra routes (e.g. POST /v1/otlp/traces), matched after the built-in ones. */
   routes?: readonly Route[];
 }
@@ -75,11 +78,14 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   }
   const log = options.log === false ? () => {} : (options.log ?? defaultLog);
   const metrics = new Metrics();
+  const closingStreams = new AbortController();
   const context: ServerContext = {
     store: options.store,
     limits,
     metrics,
     pending: new PendingTracker(options.store.blobs, metrics),
+    replays: { ...DEFAULT_REPLAY_SETTINGS, ...options.replays },
+    closing: closingStreams.signal,
   };
   const router = new Router([...ROUTES, ...(options.routes ?? [])]);
 
@@ -156,6 +162,10 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     }
     if (failure instanceof ClientGoneError || res.destroyed) {
       if (!res.destroyed) res.destroy();
+    } else if (reply.stream !== undefined) {
+      res.writeHead(reply.status, reply.headers);
+      res.flushHeaders();
+      await reply.stream(res);
     } else {
       // After a 413 the rest of the body may be unread; while stopping, keep-alive would hold the close.
       send(res, method, reply, stopping || (failure instanceof HttpError && failure.status === 413));
@@ -216,6 +226,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     metrics,
     close() {
       stopping = true;
+      closingStreams.abort();
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
