@@ -8,12 +8,14 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Recorder } from '@rewind/sdk';
 import { type RunningServer, startServer } from '@rewind/server';
-import type { Store } from '@rewind/store';
+import { openStore, type Store } from '@rewind/store';
 import { loadGoldenRun } from '../fixtures/traces/replay/load.ts';
 import { BACKENDS } from '../packages/server/src/testing/backends.ts';
 import { makeSlowAgent } from './replay-agents/orch-agents.ts';
@@ -438,3 +440,91 @@ async function readEvents(
       return { id: Number(fields.id), event: fields.event!, data };
     });
 }
+
+describe('rewind serve --workers', () => {
+  it('runs queued sessions with its local workers, and fails a dead worker’s session at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rewind-serve-workers-'));
+    const serve = spawn(process.execPath, [REWIND_BIN, 'serve', '--port', '0', '--workers', '1'], {
+      cwd: dir,
+      env: { ...process.env, ORCH_HANG: '1', REWIND_STORE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: Record<string, unknown>[] = [];
+    let buffer = '';
+    let stderr = '';
+    serve.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buffer += chunk;
+      const parts = buffer.split('\n');
+      buffer = parts.pop()!;
+      for (const line of parts) if (line.startsWith('{')) lines.push(JSON.parse(line));
+    });
+    serve.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    const waitFor = async (match: (line: Record<string, unknown>) => boolean, what: string) => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const found = lines.filter(match).at(-1);
+        if (found !== undefined) return found;
+        if (Date.now() > deadline) throw new Error(`serve never logged ${what}; stderr: ${stderr}`);
+        await sleep(20);
+      }
+    };
+    try {
+      const store = await openStore(join(dir, '.rewind'));
+      const golden = await loadGoldenRun(store, 'single-model-call');
+      const recorder = new Recorder({ store });
+      await makeSlowAgent(recorder)('go');
+      await recorder.flush();
+      const slowRun = (await store.listRuns({ agent: 'orch-slow' })).items[0]!.id;
+      await store.close();
+      const module = `./${relative(dir, AGENTS)}`;
+      writeFileSync(
+        join(dir, 'rewind.config.json'),
+        JSON.stringify({
+          agents: { 'single-model-call': `${module}#singleModelCall`, 'orch-slow': `${module}#slowAgent` },
+        }),
+      );
+      const url = (await waitFor((l) => l.msg === 'listening', 'listening')).url as string;
+      const post = async (body: unknown) =>
+        (await (
+          await fetch(`${url}/v1/replays`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          })
+        ).json()) as Session;
+      const get = async (id: string) => (await (await fetch(`${url}/v1/replays/${id}`)).json()) as Session;
+      const until = async (id: string, done: (s: Session) => boolean) => {
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const session = await get(id);
+          if (done(session)) return session;
+          if (Date.now() > deadline) throw new Error(`session ${id}: ${JSON.stringify(session)}`);
+          await sleep(50);
+        }
+      };
+      const isEnded = (s: Session) => ['finished', 'failed', 'cancelled'].includes(s.status);
+      const first = await until((await post({ runId: golden.runId, mode: 'exact' })).id, isEnded);
+      assert.equal(first.verdict, 'reproduced', JSON.stringify(first.error));
+
+      const slow = await post({ runId: slowRun, mode: 'exact' });
+      await until(slow.id, (s) => s.progress.stepsServed >= 1);
+      const worker = await waitFor((l) => l.msg === 'worker process started', 'a worker');
+      process.kill(worker.pid as number, 'SIGKILL');
+      const failed = await until(slow.id, isEnded);
+      assert.equal(failed.status, 'failed');
+      assert.equal(failed.error?.code, 'worker_died');
+      assert.match(failed.error!.message, /was killed by SIGKILL/);
+      assert.equal(failed.error?.diagnostics?.signal, 'SIGKILL');
+      // The worker is started again and runs the next session.
+      const again = await until((await post({ runId: golden.runId, mode: 'exact' })).id, isEnded);
+      assert.equal(again.verdict, 'reproduced');
+      assert.notEqual(again.workerId, failed.workerId);
+      const exited = new Promise<number | null>((resolve) => serve.once('exit', resolve));
+      serve.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+    } finally {
+      if (serve.exitCode === null && serve.signalCode === null) serve.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -117,6 +117,7 @@ export function startLocalWorkers(
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
+    log({ level: 'info', msg: 'worker process started', slot, workerId, pid: child.pid });
     let stderrTail = '';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => context.stdout(chunk));
     child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
