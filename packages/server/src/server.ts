@@ -165,7 +165,13 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     } else if (reply.stream !== undefined) {
       res.writeHead(reply.status, reply.headers);
       res.flushHeaders();
+      const socket = req.socket;
       await reply.stream(res);
+      // A stream ended by close must not leave its connection kept alive (close would wait for it).
+      if (stopping) {
+        if (res.writableFinished) socket.end();
+        else res.once('finish', () => socket.end());
+      }
     } else {
       // After a 413 the rest of the body may be unread; while stopping, keep-alive would hold the close.
       send(res, method, reply, stopping || (failure instanceof HttpError && failure.status === 413));
