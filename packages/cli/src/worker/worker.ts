@@ -45,6 +45,33 @@ export interface WorkerOptions {
 const CHILD = fileURLToPath(new URL('./replay-child.ts', import.meta.url));
 const STDERR_TAIL_BYTES = 4096;
 
+type Exit = { code: number | null; signal: NodeJS.Signals | null; error?: Error };
+
+/** A replay process, started ahead of its session (Node's start and the SDK's imports overlap the previous session). */
+interface ReplayProcess {
+  child: ChildProcess;
+  stderr: { tail: string };
+  exited: Promise<Exit>;
+}
+
+function startReplayProcess(options: WorkerOptions): ReplayProcess {
+  const child = spawn(process.execPath, [CHILD], {
+    cwd: options.cwd,
+    env: options.env as NodeJS.ProcessEnv,
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    serialization: 'advanced',
+  });
+  const stderr = { tail: '' };
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr.tail = (stderr.tail + chunk).slice(-STDERR_TAIL_BYTES);
+  });
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (error) => resolve({ code: null, signal: null, error }));
+  });
+  return { child, stderr, exited };
+}
+
 export function newWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
@@ -71,6 +98,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   const { queue, log, signal } = options;
   const active = new Map<string, Promise<void>>();
   let wake: () => void = () => {};
+  let spare: ReplayProcess | undefined;
+  const takeProcess = (): ReplayProcess => {
+    const usable = spare !== undefined && spare.child.exitCode === null && spare.child.signalCode === null;
+    const taken = usable ? spare! : startReplayProcess(options);
+    if (!usable) spare?.child.kill('SIGKILL');
+    spare = signal.aborted ? undefined : startReplayProcess(options);
+    return taken;
+  };
   log({ level: 'info', msg: 'worker started', workerId, concurrency: options.concurrency });
   while (!signal.aborted) {
     try {
@@ -88,7 +123,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           runId: session.runId,
           attempt: session.attempts,
         });
-        const done = runSession(session, workerId, leaseMs, options).finally(() => {
+        let replayProcess: ReplayProcess;
+        try {
+          replayProcess = takeProcess();
+        } catch (error) {
+          await queue.finish(session.id, workerId, {
+            status: 'failed',
+            error: {
+              code: 'worker_spawn_failed',
+              message: `cannot start a replay process: ${(error as Error).message}`,
+            },
+          });
+          continue;
+        }
+        const done = runSession(session, replayProcess, workerId, leaseMs, options).finally(() => {
           active.delete(session.id);
           wake();
         });
@@ -101,6 +149,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       wake = done;
     });
   }
+  spare?.child.kill('SIGKILL');
   await Promise.allSettled(active.values());
   log({ level: 'info', msg: 'worker stopped', workerId });
 }
@@ -112,14 +161,14 @@ function labelCounts(labels: Map<string, number>): Record<string, number> {
 /** Runs one claimed session in a child process and ends it. */
 async function runSession(
   session: ReplaySessionRecord,
+  replayProcess: ReplayProcess,
   workerId: string,
   leaseMs: number,
   options: WorkerOptions,
 ): Promise<void> {
   const { queue, log } = options;
   const started = Date.now();
-  let child: ChildProcess;
-  let stderrTail = '';
+  const { child, stderr, exited } = replayProcess;
   let result: ReplayResult | undefined;
   let childFailure: ChildMessage | undefined;
   // Set when the worker ends the session itself (cancel, timeout, lost lease, worker stopping).
@@ -144,31 +193,11 @@ async function runSession(
     return writes;
   };
 
-  try {
-    child = spawn(process.execPath, [CHILD], {
-      cwd: options.cwd,
-      env: options.env as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
-      serialization: 'advanced',
-    });
-  } catch (error) {
-    await queue.finish(session.id, workerId, {
-      status: 'failed',
-      error: {
-        code: 'worker_spawn_failed',
-        message: `cannot start a replay process: ${(error as Error).message}`,
-      },
-    });
-    return;
-  }
   log({ level: 'info', msg: 'replay process started', workerId, sessionId: session.id, pid: child.pid });
   const kill = (outcome: SessionOutcome | 'lost') => {
     decided ??= outcome;
     child.kill('SIGKILL');
   };
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    stderrTail = (stderrTail + chunk).slice(-STDERR_TAIL_BYTES);
-  });
   child.on('message', (message: ChildMessage) => {
     if (message.type === 'step') {
       stepsServed++;
@@ -184,12 +213,6 @@ async function runSession(
     } else if (message.type === 'result') result = message.result;
     else childFailure = message;
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>(
-    (resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-      child.once('error', (error) => resolve({ code: null, signal: null, error }));
-    },
-  );
   child.send({ session, store: options.store, storeOptions: options.storeOptions } satisfies ChildStart);
 
   const progressTimer = setInterval(() => void flush(), options.progressMs ?? 100);
@@ -238,7 +261,7 @@ async function runSession(
 
   let outcome: SessionOutcome | undefined;
   if (decided === 'lost') outcome = undefined;
-  else if (decided !== undefined) outcome = withTail(decided, stderrTail);
+  else if (decided !== undefined) outcome = withTail(decided, stderr.tail);
   else if (result !== undefined)
     outcome = {
       status: 'finished',
@@ -257,7 +280,7 @@ async function runSession(
         ...(childFailure.details === undefined ? {} : { diagnostics: childFailure.details }),
       },
     };
-  else outcome = { status: 'failed', error: diedError(exit, child.pid, stderrTail, stepsServed) };
+  else outcome = { status: 'failed', error: diedError(exit, child.pid, stderr.tail, stepsServed) };
 
   if (outcome === undefined) {
     log({
@@ -291,7 +314,7 @@ function withTail(outcome: SessionOutcome, stderrTail: string): SessionOutcome {
 }
 
 function diedError(
-  exit: { code: number | null; signal: NodeJS.Signals | null; error?: Error },
+  exit: Exit,
   pid: number | undefined,
   stderrTail: string,
   stepsServed: number,
