@@ -19,7 +19,7 @@ import { openStore, type Store } from '@rewind/store';
 import { loadGoldenRun } from '../fixtures/traces/replay/load.ts';
 import { BACKENDS } from '../packages/server/src/testing/backends.ts';
 import { makeSlowAgent } from './replay-agents/orch-agents.ts';
-import { REWIND_BIN } from './rewind-cli.ts';
+import { REWIND_BIN, runRewind } from './rewind-cli.ts';
 
 const AGENTS = fileURLToPath(new URL('./replay-agents/orch-agents.ts', import.meta.url));
 const GOLDEN: Record<string, { exportName: string; verdict: 'reproduced' | 'diverged' }> = {
@@ -526,5 +526,24 @@ describe('rewind serve --workers', () => {
       if (serve.exitCode === null && serve.signalCode === null) serve.kill('SIGKILL');
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('rewind worker: flags', () => {
+  it('--help explains it; bad --concurrency, --lease-ms or serve --workers are usage errors', async () => {
+    const help = await runRewind(['worker', '--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Usage: rewind worker/);
+    assert.match(help.stdout, /rewind\.config\.json/);
+    assert.match((await runRewind(['--help'])).stdout, /worker/);
+    const concurrency = await runRewind(['worker', '--concurrency', '0']);
+    assert.equal(concurrency.code, 2);
+    assert.match(concurrency.stderr, /--concurrency must be a whole number ≥ 1, got '0'/);
+    const lease = await runRewind(['worker', '--lease-ms', 'soon']);
+    assert.equal(lease.code, 2);
+    assert.match(lease.stderr, /--lease-ms must be a whole number ≥ 100/);
+    const workers = await runRewind(['serve', '--workers', 'many']);
+    assert.equal(workers.code, 2);
+    assert.match(workers.stderr, /--workers must be a whole number ≥ 0, got 'many'/);
   });
 });
