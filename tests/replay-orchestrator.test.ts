@@ -529,6 +529,45 @@ describe('rewind serve --workers', () => {
   });
 });
 
+describe('rewind serve --workers: a serve process that dies', () => {
+  it('takes its workers with it (they watch its IPC channel)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rewind-serve-dies-'));
+    const serve = spawn(process.execPath, [REWIND_BIN, 'serve', '--port', '0', '--workers', '1'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    serve.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    try {
+      const deadline = Date.now() + 30_000;
+      let pid: number | undefined;
+      while (pid === undefined) {
+        const match = /"msg":"worker started","workerId":"[^"]+"/.test(out)
+          ? /"msg":"worker process started".*?"pid":(\d+)/.exec(out)
+          : null;
+        if (match !== null) pid = Number(match[1]);
+        else if (Date.now() > deadline) throw new Error(`no worker started: ${out}`);
+        else await sleep(50);
+      }
+      serve.kill('SIGKILL');
+      const alive = () => {
+        try {
+          process.kill(pid, 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      const until = Date.now() + 15_000;
+      while (alive() && Date.now() < until) await sleep(50);
+      assert.equal(alive(), false, 'the worker exited after serve was killed');
+    } finally {
+      if (serve.exitCode === null && serve.signalCode === null) serve.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('rewind worker: flags', () => {
   it('--help explains it; bad --concurrency, --lease-ms or serve --workers are usage errors', async () => {
     const help = await runRewind(['worker', '--help']);

@@ -51,6 +51,8 @@ export async function worker(
   const onSignal = () => stop.abort();
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  // Started by `rewind serve` (an IPC channel): stop when it goes, even if it was SIGKILLed.
+  if (process.send !== undefined) process.once('disconnect', onSignal);
   try {
     await runWorker({
       queue: queueOf(store, config),
@@ -67,6 +69,8 @@ export async function worker(
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    process.off('disconnect', onSignal);
+    if (process.connected) process.disconnect();
     await store.close();
   }
   return 0;
@@ -114,7 +118,7 @@ export function startLocalWorkers(
     const child = spawn(process.execPath, args, {
       cwd: context.cwd,
       env: context.env as NodeJS.ProcessEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     children.add(child);
     log({ level: 'info', msg: 'worker process started', slot, workerId, pid: child.pid });

@@ -136,10 +136,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           });
           continue;
         }
-        const done = runSession(session, replayProcess, workerId, leaseMs, options).finally(() => {
-          active.delete(session.id);
-          wake();
-        });
+        const done = runSession(session, replayProcess, workerId, leaseMs, options)
+          .catch((error: unknown) =>
+            log({
+              level: 'error',
+              msg: 'session not ended',
+              workerId,
+              sessionId: session.id,
+              error: String(error),
+            }),
+          )
+          .finally(() => {
+            active.delete(session.id);
+            wake();
+          });
         active.set(session.id, done);
       }
     } catch (error) {
