@@ -58,6 +58,11 @@ export async function serve(
       throw usageError(`cannot listen on ${options.host}: no such local address — check --host`);
     throw error;
   }
+  // Listen for the signals first: a SIGTERM while the workers start must stop gracefully too.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const queue = store.replayQueue?.();
   let workers: LocalWorkers | undefined;
   if (options.workers > 0 && queue !== undefined)
@@ -68,10 +73,7 @@ export async function serve(
       context,
       log as (line: Record<string, unknown>) => void,
     );
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await stop;
   log({ level: 'info', msg: 'stopping', signal });
   await workers?.stop();
   await server.close();
