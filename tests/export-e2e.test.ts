@@ -131,7 +131,7 @@ for (const backend of BACKENDS) {
       const opened = await backend.open();
       await opened.store.close();
       const dir = await tempDir();
-      const serveArgs = ['--store', opened.location, '--blobs', opened.blobs];
+      const serveArgs = ['--store', opened.location, '--blobs', opened.blobs, '--workers', '0'];
       let serve = await startServe(serveArgs);
       const port = Number(new URL(serve.url).port);
       const errors: RewindCaptureError[] = [];
@@ -206,7 +206,7 @@ for (const backend of BACKENDS) {
       const opened = await backend.open();
       await opened.store.close();
       const dir = await tempDir();
-      const serve = await startServe(['--store', opened.location, '--blobs', opened.blobs]);
+      const serve = await startServe(['--store', opened.location, '--blobs', opened.blobs, '--workers', '0']);
       // every POST forwarded three times; every 20th (5%) cut after the server answered
       let posts = 0;
       const proxy = await startFaultProxy(serve.url, (request) =>

@@ -9,7 +9,6 @@
 // `rewind show` without the key, opened with REWIND_PROJECT_KEY.
 // (Exported bundles do not exist yet: nothing to check there.)
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,7 +21,7 @@ import { startServer } from '@rewind/server';
 import { openStore } from '@rewind/store';
 import { type ScriptedProvider, startScriptedProvider } from '@rewind/testkit';
 import OpenAI from 'openai';
-import { REWIND_BIN, runRewind } from './rewind-cli.ts';
+import { runRewind, startServe } from './rewind-cli.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'rewind-redaction-e2e-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -247,35 +246,6 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Serve {
-  child: ChildProcess;
-  url: string;
-  log: string[];
-  exited: Promise<number | null>;
-}
-
-function startServe(args: string[], cwd: string, port: number): Promise<Serve> {
-  const env: Record<string, string> = {};
-  for (const [key, value] of Object.entries(process.env))
-    if (value !== undefined && !key.startsWith('REWIND_')) env[key] = value;
-  const child = spawn(process.execPath, [REWIND_BIN, 'serve', '--port', String(port), ...args], {
-    cwd,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => log.push(chunk));
-  return new Promise((resolve, reject) => {
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      log.push(chunk);
-      const listening = /"msg":"listening","url":"([^"]+)"/.exec(log.join(''));
-      if (listening) resolve({ child, url: listening[1]!, log, exited });
-    });
-    exited.then((code) => reject(new Error(`rewind serve exited (${code}): ${log.join('')}`)));
-  });
-}
-
 describe('nothing planted survives, anywhere', () => {
   test('a local store: the SQLite database and WAL, the blobs (raw and through the BlobStore), and the API over it', async () => {
     const cwd = join(root, 'local');
@@ -339,7 +309,10 @@ describe('nothing planted survives, anywhere', () => {
     assert.deepEqual(diskLeaks(spoolDir), [], 'the spool');
     // 2. the server comes up (same policy, --policy) and a new recorder delivers the spool and records again
     const storeDir = join(cwd, 'server-store');
-    const serve = await startServe(['--store', storeDir, '--policy', policyFile], cwd, port);
+    const serve = await startServe(['--store', storeDir, '--policy', policyFile, '--workers', '0'], {
+      cwd,
+      port,
+    });
     try {
       const online = new Recorder({ cwd, env: {}, policy: policyFile, endpoint, spoolDir });
       await plantedRuns(online);

@@ -43,6 +43,8 @@ export interface ServeProcess {
   url: string;
   /** Every stdout line so far, parsed. */
   lines: Array<Record<string, unknown>>;
+  /** Everything it wrote, stdout and stderr, as it came. */
+  log: string[];
   exited: Promise<number | null>;
 }
 
@@ -60,26 +62,32 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
  */
 export function startServe(
   args: string[],
-  options: { env?: Record<string, string>; port?: number } = {},
+  options: { env?: Record<string, string>; port?: number; cwd?: string } = {},
 ): Promise<ServeProcess> {
   const child = spawn(process.execPath, [REWIND_BIN, 'serve', '--port', String(options.port ?? 0), ...args], {
     env: cleanEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   const lines: Array<Record<string, unknown>> = [];
+  const log: string[] = [];
   let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    log.push(chunk);
+  });
   return new Promise((resolve, reject) => {
     let buffered = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      log.push(chunk);
       buffered += chunk;
       let newline = buffered.indexOf('\n');
       while (newline !== -1) {
         const line = JSON.parse(buffered.slice(0, newline)) as Record<string, unknown>;
         buffered = buffered.slice(newline + 1);
         lines.push(line);
-        if (line.msg === 'listening') resolve({ child, url: line.url as string, lines, exited });
+        if (line.msg === 'listening') resolve({ child, url: line.url as string, lines, log, exited });
         newline = buffered.indexOf('\n');
       }
     });

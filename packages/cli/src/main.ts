@@ -21,6 +21,7 @@ import { loadRunView, type RunView, toShowJson, unsealView } from './run-view.ts
 import { buildSampleRun } from './sample-run.ts';
 import { collectKeys, parsePort, serve } from './serve.ts';
 import { uuidv7 } from './trace-builder.ts';
+import { parseCount, WORKER_HELP, worker } from './worker/command.ts';
 
 /** Everything the CLI touches of its process, so tests can run it in-process. */
 export interface CliContext {
@@ -191,7 +192,7 @@ ${STORE_HELP}`,
   serve: {
     summary: 'run the HTTP API (ingest and queries) on the store',
     help: `Usage: rewind serve [--host 127.0.0.1] [--port 8787] [--store <dir|url>] [--blobs <dir>]
-                    [--ingest-key <key>]… [--read-key <key>]… [--policy <file>]
+                    [--ingest-key <key>]… [--read-key <key>]… [--policy <file>] [--workers 2]
 
 Serves the Rewind HTTP API (docs/api.md) on the store: event and blob ingest for the SDK's
 exporter, and the run, timeline and step reads. Logs one JSON line per request on stdout,
@@ -208,6 +209,8 @@ Options:
                        "policy" in ./rewind.config.json, then the built-in default: secrets masked);
                        hash and seal need $REWIND_PROJECT_KEY. Blobs holding what it redacts are
                        rejected (docs/redaction.md)
+  --workers <n>        local \`rewind worker\` processes running queued replay sessions (default 2;
+                       0: none, e.g. when workers run elsewhere); see \`rewind worker --help\`
 ${STORE_OPTIONS}
 
 Auth: on 127.0.0.1, ::1 or localhost with no key, every route is open. Any other address needs at
@@ -217,6 +220,16 @@ ${STORE_HELP}
 
 ${EXIT_HELP}`,
     run: serveCommand,
+  },
+  worker: {
+    summary: 'run queued replay sessions (POST /v1/replays) from the store',
+    help: `${WORKER_HELP}
+${STORE_OPTIONS}
+
+${AGENTS_HELP}
+
+${STORE_HELP}`,
+    run: workerCommand,
   },
   replay: {
     summary: "re-run a recorded run's agent with the recording served back",
@@ -655,6 +668,7 @@ async function serveCommand(args: string[], context: CliContext): Promise<number
     'ingest-key': { type: 'string', multiple: true },
     'read-key': { type: 'string', multiple: true },
     policy: { type: 'string' },
+    workers: { type: 'string' },
   });
   if (values.help) {
     context.stdout(`${COMMANDS.serve!.help}\n`);
@@ -670,8 +684,36 @@ async function serveCommand(args: string[], context: CliContext): Promise<number
     ingestKeys: collectKeys(values['ingest-key'], context.env.REWIND_INGEST_KEYS),
     readKeys: collectKeys(values['read-key'], context.env.REWIND_READ_KEYS),
     policy: values.policy,
+    workers: parseCount('--workers', values.workers, 2, 0),
   };
   return serve(options, storeConfig(values, context), context);
+}
+
+async function workerCommand(args: string[], context: CliContext): Promise<number> {
+  const { values, positionals } = parse('worker', args, {
+    ...COMMON_OPTIONS,
+    concurrency: { type: 'string' },
+    'lease-ms': { type: 'string' },
+    'worker-id': { type: 'string' },
+  });
+  if (values.help) {
+    context.stdout(`${COMMANDS.worker!.help}\n`);
+    return EXIT_OK;
+  }
+  if (positionals.length > 0)
+    throw usageError(`unexpected argument '${positionals[0]}' — see \`rewind worker --help\``);
+  const workerId = values['worker-id'];
+  if (workerId !== undefined && (workerId === '' || workerId.length > 200))
+    throw usageError('--worker-id must be a non-empty id of at most 200 characters');
+  return worker(
+    {
+      concurrency: parseCount('--concurrency', values.concurrency, 1, 1),
+      leaseMs: parseCount('--lease-ms', values['lease-ms'], 15_000, 100),
+      workerId,
+    },
+    storeConfig(values, context),
+    context,
+  );
 }
 
 async function doctorCommand(args: string[], context: CliContext): Promise<number> {

@@ -11,6 +11,7 @@ import type { StoreConfig } from './config.ts';
 import { usageError } from './errors.ts';
 import type { CliContext } from './main.ts';
 import { openConfiguredStore } from './open-store.ts';
+import { type LocalWorkers, startLocalWorkers } from './worker/command.ts';
 
 // `rewind serve`: the HTTP API (docs/server.md) on the configured store, until SIGTERM or SIGINT:
 // then it stops accepting connections, lets requests in flight finish, closes the store, exits 0.
@@ -22,6 +23,8 @@ export interface ServeOptions {
   readKeys: string[];
   /** --policy: a policy file; otherwise rewind.policy.json, "policy" in rewind.config.json, the default. */
   policy?: string | undefined;
+  /** Local `rewind worker` processes for queued replay sessions (0: none). */
+  workers: number;
 }
 
 /** The policy the server enforces at ingest, found like the SDK's (docs/redaction.md); a bad policy or missing key is a usage error. */
@@ -67,7 +70,7 @@ export async function serve(
     context.stdout(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
   log({ level: 'info', msg: 'redaction policy', source: loaded.source, file: loaded.file ?? null });
   let server: Awaited<ReturnType<typeof startServer>>;
-  const { policy: _policy, ...listen } = options;
+  const { policy: _policy, workers: _workers, ...listen } = options;
   try {
     server = await startServer({ store, ...listen, redactor, log });
   } catch (error) {
@@ -82,11 +85,24 @@ export async function serve(
       throw usageError(`cannot listen on ${options.host}: no such local address — check --host`);
     throw error;
   }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+  // Listen for the signals first: a SIGTERM while the workers start must stop gracefully too.
+  const stop = new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
+  const queue = store.replayQueue?.();
+  let workers: LocalWorkers | undefined;
+  if (options.workers > 0 && queue !== undefined)
+    workers = startLocalWorkers(
+      options.workers,
+      config,
+      queue,
+      context,
+      log as (line: Record<string, unknown>) => void,
+    );
+  const signal = await stop;
   log({ level: 'info', msg: 'stopping', signal });
+  await workers?.stop();
   await server.close();
   await store.close();
   log({ level: 'info', msg: 'stopped' });

@@ -53,6 +53,7 @@ export {
   type ReplayLabel,
   type ReplayOptions,
   type ReplayResult,
+  type ReplayStepReport,
   replay,
 } from './replay/replay.ts';
 export { type RecordingSource, storeSource } from './replay/source.ts';

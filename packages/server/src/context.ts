@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Redactor } from '@rewind/redact';
 import { RewindError } from '@rewind/schema';
 import type { Store } from '@rewind/store';
@@ -6,6 +6,7 @@ import { badRequest, HttpError } from './http-error.ts';
 import type { ServerLimits } from './limits.ts';
 import type { Metrics } from './metrics.ts';
 import type { PendingTracker } from './pending-tracker.ts';
+import type { ReplaySettings } from './routes/replays.ts';
 
 // What every route handler gets, and what it returns.
 
@@ -16,6 +17,9 @@ export interface ServerContext {
   pending: PendingTracker;
   /** The redaction policy enforced at ingest (redaction.ts). */
   redactor: Redactor;
+  replays: ReplaySettings;
+  /** Aborted when the server starts closing: long-lived responses (event streams) end then. */
+  closing: AbortSignal;
 }
 
 export interface RouteRequest {
@@ -35,6 +39,8 @@ export interface Reply {
   body?: Uint8Array | string;
   contentType?: string;
   headers?: Record<string, string | number>;
+  /** A streamed body (server-sent events): called after the head is written with `status` and `headers`. */
+  stream?: (res: ServerResponse) => Promise<void>;
 }
 
 export type Handler = (context: ServerContext, request: RouteRequest) => Promise<Reply>;

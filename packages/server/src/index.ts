@@ -5,6 +5,7 @@ export { HttpError } from './http-error.ts';
 export { DEFAULT_LIMITS, type ServerLimits } from './limits.ts';
 export type { Metrics } from './metrics.ts';
 export { ROUTES, type Route } from './router.ts';
+export { DEFAULT_REPLAY_SETTINGS, type ReplaySettings, sessionJson } from './routes/replays.ts';
 export {
   type LogLine,
   type RunningServer,

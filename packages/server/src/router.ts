@@ -4,6 +4,7 @@ import { getBlob, headBlob, postBlobs, postMissing, putBlob } from './routes/blo
 import { postEvents } from './routes/events.ts';
 import { healthz, metrics, readyz } from './routes/ops.ts';
 import { postOtlpTraces } from './routes/otlp.ts';
+import { cancelReplay, getReplay, postReplay, replayEvents } from './routes/replays.ts';
 import { getRun, getStep, listEvents, listRuns, listSteps } from './routes/runs.ts';
 
 // The route table (docs/api.md). A pattern is a path with `:name` segments; `auth` is the key kind
@@ -30,6 +31,11 @@ export const ROUTES: Route[] = [
   { method: 'GET', pattern: '/v1/runs/:id/steps', auth: 'read', handler: listSteps },
   { method: 'GET', pattern: '/v1/runs/:id/steps/:seq', auth: 'read', handler: getStep },
   { method: 'GET', pattern: '/v1/runs/:id/events', auth: 'read', handler: listEvents },
+  // Creating and cancelling a replay session write to the store: they take an ingest key.
+  { method: 'POST', pattern: '/v1/replays', auth: 'ingest', handler: postReplay },
+  { method: 'GET', pattern: '/v1/replays/:id', auth: 'read', handler: getReplay },
+  { method: 'GET', pattern: '/v1/replays/:id/events', auth: 'read', handler: replayEvents },
+  { method: 'POST', pattern: '/v1/replays/:id/cancel', auth: 'ingest', handler: cancelReplay },
   { method: 'GET', pattern: '/healthz', auth: 'none', handler: healthz },
   { method: 'GET', pattern: '/readyz', auth: 'none', handler: readyz },
   { method: 'GET', pattern: '/metrics', auth: 'read', handler: metrics },

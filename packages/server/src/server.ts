@@ -12,6 +12,7 @@ import { resolveLimits, type ServerLimits } from './limits.ts';
 import { Metrics } from './metrics.ts';
 import { PendingTracker } from './pending-tracker.ts';
 import { ROUTES, type Route, Router } from './router.ts';
+import { DEFAULT_REPLAY_SETTINGS, type ReplaySettings } from './routes/replays.ts';
 
 // The Rewind server on node:http (docs/server.md): routing, auth, errors → HTTP in one place,
 // one JSON log line per request with its request id, graceful close.
@@ -34,6 +35,8 @@ export interface StartServerOptions {
    * built-in default policy (every secret detector masks). `rewind serve` resolves it like the SDK.
    */
   redactor?: Redactor;
+  /** The replay orchestrator's settings (session timeout, event stream polling): docs/orchestrator.md. */
+  replays?: Partial<ReplaySettings>;
   /** Extra routes (e.g. POST /v1/otlp/traces), matched after the built-in ones. */
   routes?: readonly Route[];
 }
@@ -81,12 +84,15 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
   }
   const log = options.log === false ? () => {} : (options.log ?? defaultLog);
   const metrics = new Metrics();
+  const closingStreams = new AbortController();
   const context: ServerContext = {
     store: options.store,
     limits,
     metrics,
     pending: new PendingTracker(options.store.blobs, metrics),
     redactor: options.redactor ?? createRedactor(defaultPolicy()),
+    replays: { ...DEFAULT_REPLAY_SETTINGS, ...options.replays },
+    closing: closingStreams.signal,
   };
   const router = new Router([...ROUTES, ...(options.routes ?? [])]);
 
@@ -163,6 +169,16 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     }
     if (failure instanceof ClientGoneError || res.destroyed) {
       if (!res.destroyed) res.destroy();
+    } else if (reply.stream !== undefined) {
+      res.writeHead(reply.status, reply.headers);
+      res.flushHeaders();
+      const socket = req.socket;
+      await reply.stream(res);
+      // A stream ended by close must not leave its connection kept alive (close would wait for it).
+      if (stopping) {
+        if (res.writableFinished) socket.end();
+        else res.once('finish', () => socket.end());
+      }
     } else {
       // After a 413 the rest of the body may be unread; while stopping, keep-alive would hold the close.
       send(res, method, reply, stopping || (failure instanceof HttpError && failure.status === 413));
@@ -223,6 +239,7 @@ export async function startServer(options: StartServerOptions): Promise<RunningS
     metrics,
     close() {
       stopping = true;
+      closingStreams.abort();
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();

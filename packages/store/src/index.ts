@@ -6,6 +6,7 @@ export * from './open.ts';
 export * from './payload.ts';
 export * from './pending-artifacts.ts';
 export { PostgresStore, type PostgresStoreOptions } from './postgres/postgres-store.ts';
+export * from './replay-queue.ts';
 export { SqliteStore, type SqliteStoreOptions } from './sqlite/sqlite-store.ts';
 export * from './store.ts';
 export * from './store-errors.ts';

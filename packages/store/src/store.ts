@@ -11,6 +11,7 @@ import type {
   Usage,
 } from '@rewind/schema';
 import type { BlobStore } from './blob-store.ts';
+import type { ReplayQueue } from './replay-queue.ts';
 
 // The metadata store (SPEC §7). Events may arrive in any order, batching and more than once;
 // the stored run is the same whatever the arrival order. Both implementations (SQLite,
@@ -121,5 +122,10 @@ export interface Store {
   readEvents(runId: string): Promise<RewindEvent[]>;
   /** Every blob hash referenced by any stored event (for gc and doctor). */
   referencedBlobs(): AsyncIterable<BlobHash>;
+  /**
+   * The replay orchestrator's queue in the same database (docs/orchestrator.md), opened on first
+   * use and closed with the store. Absent on stores without one (views, test doubles).
+   */
+  replayQueue?(): ReplayQueue;
   close(): Promise<void>;
 }

@@ -95,6 +95,29 @@ describe('replay (generic wrappers)', () => {
     assert.deepEqual(original?.labels, { recorded: 5 });
   });
 
+  it('onStep reports every step of the new run with its seq and label as it is recorded', async () => {
+    const { runId } = await record();
+    const recorder = new Recorder({ store, onError: () => {} });
+    const { agent } = makeAgent(recorder, { city: 'Rome' });
+    const steps: { seq: number | null; label: string; stepsTotal: number }[] = [];
+    const result = await replay(agent, runId, {
+      store,
+      mode: 'cached',
+      onStep: (step) => steps.push({ seq: step.seq, label: step.label, stepsTotal: step.stepsTotal }),
+    });
+    assert.equal(steps.length, 5);
+    assert.deepEqual(
+      steps.map((s) => s.seq).sort((a, b) => (a ?? 0) - (b ?? 0)),
+      [1, 2, 3, 4, 5],
+    );
+    assert.ok(steps.every((s) => s.stepsTotal === 5));
+    const counts: Record<string, number> = {};
+    for (const step of steps) counts[step.label] = (counts[step.label] ?? 0) + 1;
+    assert.deepEqual(counts, { cached: 4, live: 1 });
+    assert.equal(result.labels.cached, 4);
+    assert.equal(result.labels.live, 1);
+  });
+
   it('a changed prompt word diverges at seq 1 with a field diff', async () => {
     const { runId } = await record();
     const seen: ReplayDivergenceError[] = [];

@@ -8,7 +8,7 @@ import { Tape } from '../tape.ts';
 import { withPendingReplay } from './claim.ts';
 import { diffJson } from './diff.ts';
 import { type Divergence, ReplayDivergenceError, ReplayError } from './errors.ts';
-import { labellingStore } from './labelling-store.ts';
+import { labellingStore, type ReplayStepReport } from './labelling-store.ts';
 import { setPointer } from './pointer.ts';
 import { loadRecording, type RecordedStep, type Recording } from './recording.ts';
 import { ReplaySession } from './session.ts';
@@ -42,6 +42,8 @@ export interface ReplayOptions {
   fork?: ForkOptions;
   /** Called with each divergence as it is found. Must not throw. */
   onDivergence?: (error: ReplayDivergenceError) => void;
+  /** Called for each step of the new run once its label is known (progress reporting). Must not throw. */
+  onStep?: (step: ReplayStepReport) => void;
   /** How long served calls wait for an earlier recorded call that never comes, in ms (default 2000). */
   stallMs?: number;
   cwd?: string;
@@ -194,7 +196,7 @@ export async function replay(
     });
     const problems: Error[] = [];
     const recorder = new Recorder({
-      store: labellingStore(store, session),
+      store: labellingStore(store, session, options.onStep),
       enabled: true,
       tape: true,
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
@@ -303,4 +305,4 @@ function compareResult(
   if (diff.length > 0) session.outputDiffers(diff);
 }
 
-export { ReplayDivergenceError };
+export { ReplayDivergenceError, type ReplayStepReport };

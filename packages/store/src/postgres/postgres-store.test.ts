@@ -38,7 +38,11 @@ async function openFresh(): Promise<PostgresStore> {
 runStoreContract('postgres', openFresh);
 
 describe('PostgresStore migrations', () => {
-  const extra = { version: 2, name: 'extra table', sql: 'CREATE TABLE {schema}.extra (x integer);' };
+  const extra = {
+    version: POSTGRES_MIGRATIONS.length + 1,
+    name: 'extra table',
+    sql: 'CREATE TABLE {schema}.extra (x integer);',
+  };
 
   async function openWith(schema: string, migrations?: readonly PostgresMigration[]): Promise<PostgresStore> {
     return PostgresStore.open(POSTGRES_URL, {
@@ -91,7 +95,7 @@ describe('PostgresStore migrations', () => {
     assert.deepEqual(after.slice(0, before.length), before, 'older migrations are not re-applied');
     assert.deepEqual(
       after.map((r) => r.version),
-      [1, 2],
+      [...POSTGRES_MIGRATIONS.map((m) => m.version), extra.version],
     );
     await (await openWith(schema, [...POSTGRES_MIGRATIONS, extra])).close();
     assert.deepEqual(await migrationsOf(schema), after);
@@ -102,7 +106,7 @@ describe('PostgresStore migrations', () => {
     await (await openWith(schema, [...POSTGRES_MIGRATIONS, extra])).close();
     await assert.rejects(openWith(schema), (error: unknown) => {
       assert.ok(StoreTooNewError.isInstance(error));
-      assert.equal(error.found, 2);
+      assert.equal(error.found, extra.version);
       assert.match(error.message, /was written by a newer Rewind.*upgrade Rewind/);
       return true;
     });

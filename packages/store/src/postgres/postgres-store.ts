@@ -20,6 +20,7 @@ import {
   type StoredEventRow,
   stepRecordOf,
 } from '../event-records.ts';
+import { type ReplayQueue, SqlReplayQueue } from '../replay-queue.ts';
 import type {
   AppendOutcome,
   AppendResult,
@@ -33,6 +34,7 @@ import type {
 } from '../store.ts';
 import { StoreTooNewError, StoreUnavailableError } from '../store-errors.ts';
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.ts';
+import { postgresQueueSql } from './postgres-queue-sql.ts';
 
 // The scale-out metadata store on PostgreSQL, through `pg`. The tables mirror the SQLite store
 // (see ../event-records.ts for the slot model). An append call is ONE statement, so one round
@@ -65,6 +67,7 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool;
   readonly #sql: ReturnType<typeof statements>;
   #closed = false;
+  #queue: SqlReplayQueue | undefined;
 
   private constructor(location: string, schema: string, pool: pg.Pool, blobs: BlobStore) {
     this.location = location;
@@ -256,6 +259,11 @@ export class PostgresStore implements Store {
         }
       }
     }
+  }
+
+  replayQueue(): ReplayQueue {
+    this.#queue ??= new SqlReplayQueue(postgresQueueSql(this.#pool, quoteIdent(this.schema)));
+    return this.#queue;
   }
 
   async close(): Promise<void> {

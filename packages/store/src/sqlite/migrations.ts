@@ -53,4 +53,48 @@ CREATE INDEX runs_agent_sort ON runs (agent, sort_time, id);
 CREATE INDEX runs_status_sort ON runs (status, sort_time, id);
 `,
   },
+  {
+    version: 2,
+    name: 'replay sessions',
+    sql: `
+-- The replay orchestrator's queue (docs/orchestrator.md): one row per replay session. A worker
+-- claims a queued row (status running, worker_id, lease_expires_ms) and renews the lease by
+-- heartbeat; seq orders the queue; JSON columns (fork, result, labels, error) are text.
+CREATE TABLE replay_sessions (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id text UNIQUE NOT NULL,
+  run_id text NOT NULL,
+  mode text NOT NULL,
+  fork text,
+  status text NOT NULL,
+  verdict text,
+  new_run_id text,
+  result text,
+  steps_served INTEGER NOT NULL DEFAULT 0,
+  steps_total INTEGER,
+  labels text NOT NULL DEFAULT '{}',
+  error text,
+  created_at text NOT NULL,
+  started_at text,
+  ended_at text,
+  timeout_ms INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  worker_id text,
+  lease_expires_ms INTEGER,
+  cancel_requested INTEGER NOT NULL DEFAULT 0,
+  event_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX replay_sessions_queue ON replay_sessions (status, seq);
+
+-- What happened to a session, in order (seq from 1): what GET /v1/replays/:id/events streams.
+CREATE TABLE replay_session_events (
+  session_id text NOT NULL,
+  seq INTEGER NOT NULL,
+  type text NOT NULL,
+  data text NOT NULL,
+  at text NOT NULL,
+  PRIMARY KEY (session_id, seq)
+);
+`,
+  },
 ];

@@ -24,7 +24,11 @@ async function openFresh(): Promise<SqliteStore> {
 runStoreContract('sqlite', openFresh);
 
 describe('SqliteStore migrations and file', () => {
-  const extra = { version: 2, name: 'extra table', sql: 'CREATE TABLE extra (x INTEGER);' };
+  const extra = {
+    version: SQLITE_MIGRATIONS.length + 1,
+    name: 'extra table',
+    sql: 'CREATE TABLE extra (x INTEGER);',
+  };
 
   async function openWith(dir: string, migrations?: readonly SqliteMigration[]): Promise<SqliteStore> {
     return SqliteStore.open(dir, {
@@ -79,7 +83,7 @@ describe('SqliteStore migrations and file', () => {
     assert.deepEqual(after.slice(0, before.length), before, 'older migrations are not re-applied');
     assert.deepEqual(
       after.map((r) => r.version),
-      [1, 2],
+      [...SQLITE_MIGRATIONS.map((m) => m.version), extra.version],
     );
     // A second open finds nothing to do (re-running `extra` would fail: its table exists).
     const again = await openWith(dir, [...SQLITE_MIGRATIONS, extra]);
@@ -94,8 +98,8 @@ describe('SqliteStore migrations and file', () => {
     await assert.rejects(openWith(dir), (error: unknown) => {
       assert.ok(StoreTooNewError.isInstance(error));
       assert.equal(error.code, 'store_too_new');
-      assert.equal(error.found, 2);
-      assert.equal(error.supported, 1);
+      assert.equal(error.found, extra.version);
+      assert.equal(error.supported, SQLITE_MIGRATIONS.length);
       assert.match(error.message, /this store .* was written by a newer Rewind.*upgrade Rewind/);
       return true;
     });

@@ -22,6 +22,7 @@ import {
   type StoredEventRow,
   stepRecordOf,
 } from '../event-records.ts';
+import { type ReplayQueue, SqlReplayQueue } from '../replay-queue.ts';
 import type {
   AppendResult,
   ListRunsQuery,
@@ -35,6 +36,7 @@ import type {
 import { StoreTooNewError, StoreUnavailableError } from '../store-errors.ts';
 import { BackgroundCheckpointer } from './checkpointer.ts';
 import { SQLITE_MIGRATIONS, type SqliteMigration } from './migrations.ts';
+import { sqliteQueueSql } from './sqlite-queue-sql.ts';
 
 // The embedded metadata store: one SQLite file, `<dir>/rewind.db`, through node:sqlite.
 //
@@ -64,6 +66,8 @@ export class SqliteStore implements Store {
   readonly #checkpointer: BackgroundCheckpointer;
   readonly #statements = new Map<string, StatementSync>();
   #closed = false;
+  #queue: SqlReplayQueue | undefined;
+  #busyTimeoutMs = 5000;
 
   private constructor(
     location: string,
@@ -116,7 +120,9 @@ export class SqliteStore implements Store {
     const checkpointer = new BackgroundCheckpointer(file, timeout, () =>
       db.exec('PRAGMA wal_checkpoint(PASSIVE)'),
     );
-    return new SqliteStore(location, db, checkpointer, options.blobs);
+    const store = new SqliteStore(location, db, checkpointer, options.blobs);
+    store.#busyTimeoutMs = timeout;
+    return store;
   }
 
   #statement(sql: string): StatementSync {
@@ -329,9 +335,15 @@ export class SqliteStore implements Store {
     }
   }
 
+  replayQueue(): ReplayQueue {
+    this.#queue ??= new SqlReplayQueue(sqliteQueueSql(join(this.location, 'rewind.db'), this.#busyTimeoutMs));
+    return this.#queue;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    await this.#queue?.close();
     this.#statements.clear();
     this.#db.close();
     await this.#checkpointer.close();
