@@ -6,6 +6,7 @@ import type {
   RetrieverRequest,
   RetrieverResponse,
 } from '@rewind/schema';
+import { isPlainObject as isRecord } from '@rewind/schema';
 
 // The payloads the generic wrappers record (SPEC §4 shapes). Framework adapters build their own.
 
@@ -26,10 +27,6 @@ export function outputResponse(result: unknown): { output: unknown } {
 
 export function chainRequest(args: readonly unknown[]): { input: unknown } {
   return { input: argumentsValue(args) };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool']);

@@ -10,6 +10,7 @@ import {
   type ScanFailure,
 } from '@rewind/redact';
 import type { Attributes, BlobHash, ErrorInfo, StepKind } from '@rewind/schema';
+import { isPlainObject as isRecord } from '@rewind/schema';
 import { canonical, inlineText, type Payload } from './json.ts';
 import {
   serializeModelRequest,
@@ -53,10 +54,6 @@ export function stepAt(
 
 function failed(reason: ScanFailure): string {
   return JSON.stringify(SCAN_FAILED(reason));
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** A payload after redaction; `redacted` when the policy changed something (or could not check it). */

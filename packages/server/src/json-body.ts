@@ -62,6 +62,4 @@ export async function readJson(
   return parseJson(bytes, options.maxDepth, options.what);
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isPlainObject } from '@rewind/schema';

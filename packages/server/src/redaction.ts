@@ -1,4 +1,5 @@
 import type { Finding, Redactor } from '@rewind/redact';
+import { isPlainObject as isRecord } from '@rewind/schema';
 
 // The policy again at ingest (docs/redaction.md, "On the server"). The SDK redacts before
 // anything leaves the process; the server checks what arrives with the same detectors and fails
@@ -59,10 +60,6 @@ export function blobRejection(redactor: Redactor, bytes: Uint8Array): string | u
   if (findings.length > 0)
     return `contains_redactable: the blob holds what the server's redaction policy redacts (${describe(findings)}); a blob cannot be rewritten without changing its hash, so configure the same policy in the SDK (rewind.policy.json, docs/redaction.md) so that it is redacted before it is sent`;
   return undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** The fields of an event that hold free text the agent chose. */

@@ -1,12 +1,9 @@
 import type { StepKind } from '@rewind/schema';
+import { isPlainObject as isRecord } from '@rewind/schema';
 import type { ActiveStep, ReplayDirective, ServedOutcome } from '../capture-api.ts';
 
 // Answering a call from a replay directive: the value handed to the agent, rebuilt from the
 // recorded (normalized) response, and the error rebuilt from the recorded one.
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** A fresh copy, so the agent mutating what it was served never changes the recording. */
 export function copy<T>(value: T): T {

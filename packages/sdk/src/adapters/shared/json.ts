@@ -2,6 +2,7 @@
 // provider SDKs hand us class instances, Dates, byte arrays, Errors, Headers and sometimes cycles.
 // A snapshot is taken at the moment a request starts or a chunk arrives, so later mutation by
 // the agent (appending to its message array, concatenating chunks) never changes the record.
+import { isPlainObject as isRecord } from '@rewind/schema';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -151,9 +152,7 @@ export function asString(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+export { isRecord };
 
 /** `snake_case` → `camelCase`, for provider parameters kept in the normalized `params`. */
 export function camelCase(key: string): string {
